@@ -1,0 +1,1 @@
+"""LightningDataModules: where text comes from, how it is tokenized, cached and batched."""

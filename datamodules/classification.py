@@ -1,0 +1,195 @@
+"""TextClassificationDataModule: raw text -> stratified splits -> tokenized once, cached -> batches."""
+
+import logging
+from pathlib import Path
+
+import torch
+from datasets import ClassLabel, Dataset, DatasetDict
+from lightning import LightningDataModule
+from torch.utils.data import DataLoader
+from transformers import DataCollatorWithPadding
+
+from datamodules import sources
+from datamodules.cache import cache_key, load_cached, save_atomically, tokenizer_identity
+from lightning_modules.backbone import load_tokenizer
+from lightning_modules.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+class TextClassificationDataModule(LightningDataModule):
+    """Any {text, label} source. Subclasses (IMDB, AG News) only change defaults.
+
+    Args:
+        tokenizer: backbone name, alias or local folder whose tokenizer is used (the CLI links
+            it to `model.backbone`).
+        label_names: class names in label-id order; labels in the data are ids or these names.
+        dataset: Hugging Face hub id, used when `data_dir` is not set.
+        data_dir: local folder (see `datamodules.sources`); wins over `dataset`.
+        text_fields: columns joined with a space to make the input text.
+        label_field: column holding the label.
+        max_length: tokens kept per text (longer texts are truncated).
+        batch_size: training batch size (per device).
+        eval_batch_size: validation/test/predict batch size; defaults to twice `batch_size`.
+        val_fraction: share of train held out, stratified, when the source has no validation split.
+        limit_train_samples, limit_val_samples, limit_test_samples: random subsets for quick runs.
+        num_workers: DataLoader worker processes.
+        seed: seeds the validation split, the subsets and the shuffling.
+        cache_dir: where tokenized datasets are kept between runs.
+    """
+
+    def __init__(
+        self,
+        tokenizer: str,
+        label_names: list[str],
+        dataset: str | None = None,
+        data_dir: str | None = None,
+        text_fields: list[str] = ["text"],
+        label_field: str = "label",
+        max_length: int = 512,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        val_fraction: float = 0.1,
+        limit_train_samples: int | None = None,
+        limit_val_samples: int | None = None,
+        limit_test_samples: int | None = None,
+        num_workers: int = 2,
+        seed: int = 42,
+        cache_dir: str = ".cache/tokenized",
+    ):
+        super().__init__()
+        if not 0.0 < val_fraction < 1.0:
+            raise UserError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+        if len(label_names) < 2:
+            raise UserError(f"label_names needs at least two classes, got {label_names}")
+        if data_dir is not None and not Path(data_dir).expanduser().is_dir():
+            raise UserError(f"data_dir '{data_dir}' does not exist or is not a folder")
+        self.save_hyperparameters()
+        self.tokenizer_name = tokenizer
+        self.label_names = list(label_names)
+        self.tokenizer = load_tokenizer(tokenizer)
+        self.collator = DataCollatorWithPadding(self.tokenizer, pad_to_multiple_of=8)
+        self.splits: DatasetDict | None = None
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_names)
+
+    # ---- where the raw text comes from; subclasses may override both ----
+    def source_identity(self) -> dict:
+        """What identifies the raw data in the cache key."""
+        hp = self.hparams
+        if hp.data_dir:
+            return {"files": sources.fingerprint(hp.data_dir)}
+        return {"dataset": hp.dataset}
+
+    def load_raw(self) -> DatasetDict:
+        return sources.load_source(self.hparams.dataset, self.hparams.data_dir)
+
+    # ---- preparation, run once (rank 0), result cached ----
+    @property
+    def cache_path(self) -> Path:
+        hp = self.hparams
+        key = cache_key({
+            "source": self.source_identity(),
+            "tokenizer": tokenizer_identity(self.tokenizer),
+            "options": {k: hp[k] for k in (
+                "label_names", "text_fields", "label_field", "max_length", "val_fraction",
+                "limit_train_samples", "limit_val_samples", "limit_test_samples", "seed")},
+        })
+        return Path(self.hparams.cache_dir) / f"{type(self).__name__}-{key}"
+
+    def prepare_data(self) -> None:
+        path = self.cache_path
+        if path.is_dir():
+            log.info("tokenized data found in cache: %s", path)
+            return
+        splits = self.make_splits(self.load_raw())
+        tokenized = DatasetDict({name: self.tokenize(ds) for name, ds in splits.items()})
+        save_atomically(tokenized, path)
+        log.info("tokenized data cached in %s", path)
+
+    def make_splits(self, raw: DatasetDict) -> DatasetDict:
+        hp = self.hparams
+        splits = {name: self.to_text_label(ds, name) for name, ds in raw.items()}
+        if "validation" not in splits:
+            held_out = splits["train"].train_test_split(
+                test_size=hp.val_fraction, stratify_by_column="label", seed=hp.seed
+            )
+            splits["train"], splits["validation"] = held_out["train"], held_out["test"]
+        if "test" not in splits:
+            log.warning("the source has no test split; test and predict use the validation split")
+            splits["test"] = splits["validation"]
+        limits = {"train": hp.limit_train_samples, "validation": hp.limit_val_samples,
+                  "test": hp.limit_test_samples}
+        for name, limit in limits.items():
+            if limit is not None and limit < len(splits[name]):
+                splits[name] = splits[name].shuffle(seed=hp.seed).select(range(limit))
+        return DatasetDict(splits)
+
+    def to_text_label(self, ds: Dataset, split: str) -> Dataset:
+        """Check columns and labels, join text fields, drop empty texts, label -> ClassLabel."""
+        hp = self.hparams
+        missing = [c for c in [*hp.text_fields, hp.label_field] if c not in ds.column_names]
+        if missing:
+            raise UserError(
+                f"{split} data has no column {missing[0]!r}; columns are {ds.column_names} "
+                "(set --data.text_fields / --data.label_field)"
+            )
+        names = self.label_names
+        raw_labels = ds[hp.label_field]
+        bad = next((v for v in raw_labels if v not in names and not (
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v < len(names))), None)
+        if bad is not None or None in raw_labels:
+            raise UserError(
+                f"{split} data has label {bad!r}, outside the known classes: "
+                f"ids 0-{len(names) - 1} or names {names}"
+            )
+        texts = [" ".join(str(row[f] or "") for f in hp.text_fields)
+                 for row in ds.select_columns(hp.text_fields)]
+        labels = [names.index(v) if isinstance(v, str) else v for v in raw_labels]
+        keep = [i for i, t in enumerate(texts) if t.strip()]
+        if len(keep) < len(texts):
+            log.warning("%s: skipped %d empty texts", split, len(texts) - len(keep))
+        if not keep:
+            raise UserError(f"{split} data has no non-empty texts")
+        out = Dataset.from_dict({"text": [texts[i] for i in keep], "label": [labels[i] for i in keep]})
+        return out.cast_column("label", ClassLabel(names=names))
+
+    def tokenize(self, ds: Dataset) -> Dataset:
+        def encode(batch):
+            enc = self.tokenizer(batch["text"], truncation=True, max_length=self.hparams.max_length,
+                                 return_attention_mask=False, return_token_type_ids=False)
+            return {"input_ids": enc["input_ids"], "labels": batch["label"]}
+
+        return ds.map(encode, batched=True, batch_size=1000, remove_columns=ds.column_names,
+                      desc="tokenizing")
+
+    # ---- loading and batching ----
+    def setup(self, stage: str) -> None:
+        if self.splits is None:
+            self.splits = load_cached(self.cache_path)
+            if self.splits is None:
+                raise RuntimeError(f"no tokenized data at {self.cache_path}; prepare_data did not run")
+
+    def loader(self, split: str, shuffle: bool) -> DataLoader:
+        hp = self.hparams
+        batch_size = hp.batch_size if split == "train" else (hp.eval_batch_size or 2 * hp.batch_size)
+        generator = torch.Generator().manual_seed(hp.seed)
+        return DataLoader(
+            self.splits[split], batch_size=batch_size, shuffle=shuffle, collate_fn=self.collator,
+            num_workers=hp.num_workers, persistent_workers=hp.num_workers > 0,
+            pin_memory=torch.cuda.is_available(), generator=generator if shuffle else None,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.loader("validation", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.loader("test", shuffle=False)

@@ -1,0 +1,147 @@
+"""Where text comes from: a hub id or a local folder -> `DatasetDict` of {text, label}.
+
+Local folders may hold the original aclImdb layout (`train/pos/*.txt` ...), the original AG News
+CSV (no header: class 1-4, title, description), or split files named `train`, `validation` (or
+`val`, `dev`) and `test` in JSON Lines, CSV or Parquet, optionally gzipped.
+"""
+
+import csv
+import gzip
+import os
+from pathlib import Path
+
+import datasets
+from datasets import Dataset, DatasetDict
+
+from lightning_modules.backbone import hub_reachable
+from lightning_modules.errors import UserError
+
+SPLIT_NAMES = {"train": "train", "validation": "validation", "val": "validation", "dev": "validation",
+               "test": "test"}
+FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+ACLIMDB_LABELS = {"neg": 0, "pos": 1}
+
+
+def split_files(data_dir: Path) -> dict[str, Path]:
+    """`{split: file}` for the split files in a folder, named as in the module docstring."""
+    found = {}
+    for path in sorted(data_dir.iterdir()):
+        name = path.name.removesuffix(".gz")
+        stem, ext = os.path.splitext(name)
+        if stem in SPLIT_NAMES and ext in FORMATS and path.is_file():
+            split = SPLIT_NAMES[stem]
+            if split in found:
+                raise UserError(f"two files for split '{split}' in {data_dir}: {found[split].name}, {path.name}")
+            found[split] = path
+    return found
+
+
+def is_aclimdb(data_dir: Path) -> bool:
+    return all((data_dir / "train" / label).is_dir() for label in ACLIMDB_LABELS)
+
+
+def read_aclimdb(data_dir: Path) -> DatasetDict:
+    """The original aclImdb folders: one review per `{id}_{rating}.txt`; neg = 0, pos = 1."""
+    splits = {}
+    for split in ("train", "test"):
+        texts, labels = [], []
+        for label_name, label in ACLIMDB_LABELS.items():
+            folder = data_dir / split / label_name
+            if not folder.is_dir():
+                continue
+            for path in sorted(folder.glob("*.txt")):
+                texts.append(read_utf8(path))
+                labels.append(label)
+        if texts:
+            splits[split] = Dataset.from_dict({"text": texts, "label": labels})
+    return DatasetDict(splits)
+
+
+def read_utf8(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path} is not UTF-8 text (byte {err.start}: {err.object[err.start:err.start + 1]!r})") from None
+
+
+def is_ag_news_csv(path: Path) -> bool:
+    """The original AG News CSV has no header and starts with a class index 1-4 and two texts."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", newline="") as f:
+        first = next(csv.reader(f), [])
+    return len(first) == 3 and first[0] in {"1", "2", "3", "4"}
+
+
+def read_ag_news_csv(path: Path) -> Dataset:
+    """Original AG News rows -> text = title + description, label = class index - 1 (0-3)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))
+    return Dataset.from_dict({
+        "text": [f"{title} {description}" for _, title, description in rows],
+        "label": [int(cls) - 1 for cls, _, _ in rows],
+    })
+
+
+def read_split_files(files: dict[str, Path]) -> DatasetDict:
+    splits = {}
+    generic = {}
+    for split, path in files.items():
+        if path.name.removesuffix(".gz").endswith(".csv") and is_ag_news_csv(path):
+            splits[split] = read_ag_news_csv(path)
+        else:
+            generic[split] = path
+    for split, path in generic.items():
+        builder = FORMATS[os.path.splitext(path.name.removesuffix(".gz"))[1]]
+        try:
+            splits[split] = datasets.load_dataset(builder, data_files=str(path), split="train")
+        except (UnicodeDecodeError, datasets.exceptions.DatasetGenerationError) as err:
+            cause = err.__cause__ or err
+            raise UserError(f"cannot read {path}: {str(cause).splitlines()[0]}") from None
+    return DatasetDict(splits)
+
+
+def load_local(data_dir: str) -> DatasetDict:
+    path = Path(data_dir).expanduser()
+    if not path.is_dir():
+        raise UserError(f"data_dir '{data_dir}' does not exist or is not a folder")
+    if is_aclimdb(path):
+        return read_aclimdb(path)
+    files = split_files(path)
+    if "train" not in files:
+        raise UserError(
+            f"no training data in '{data_dir}': expected train.jsonl / train.csv / train.parquet "
+            "(optionally .gz) or the aclImdb layout train/pos, train/neg"
+        )
+    return read_split_files(files)
+
+
+def load_hub(dataset: str) -> DatasetDict:
+    """A dataset from the Hugging Face hub, or its cached copy when HF_HUB_OFFLINE=1."""
+    if not datasets.config.HF_HUB_OFFLINE and not hub_reachable():
+        raise UserError(
+            f"cannot load dataset '{dataset}': the Hugging Face hub is unreachable; set "
+            "HF_HUB_OFFLINE=1 to use a cached copy, or pass local files with --data.data_dir"
+        )
+    try:
+        return datasets.load_dataset(dataset)
+    except (ConnectionError, FileNotFoundError, datasets.exceptions.DatasetNotFoundError) as err:
+        raise UserError(f"cannot load dataset '{dataset}': {str(err).splitlines()[0]}") from None
+
+
+def load_source(dataset: str | None, data_dir: str | None) -> DatasetDict:
+    """Local files win over the hub id, so one config serves online and offline users."""
+    if data_dir:
+        return load_local(data_dir)
+    if dataset:
+        return load_hub(dataset)
+    raise UserError("no data source: set --data.data_dir (local files) or --data.dataset (hub id)")
+
+
+def fingerprint(data_dir: str) -> list:
+    """Name, size and mtime of every file under a data folder: the cache key of local sources."""
+    root = Path(data_dir).expanduser().resolve()
+    return [str(root)] + [
+        (str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*")) if p.is_file()
+    ]

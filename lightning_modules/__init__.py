@@ -1,0 +1,1 @@
+"""LightningModules and the pieces they share: backbone loading, optimizer, callbacks."""

@@ -1,0 +1,82 @@
+"""SequenceClassifier: a Hugging Face encoder with a classification head, trained with Lightning."""
+
+import torch
+from lightning import LightningModule
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from transformers import AutoModelForSequenceClassification
+
+from lightning_modules.backbone import from_pretrained
+from lightning_modules.optim import adamw_with_warmup
+
+
+class SequenceClassifier(LightningModule):
+    """Fine-tunes `backbone` on labelled text; logs `train/loss`, `val/{loss,acc,f1}`, `test/...`.
+
+    Args:
+        backbone: hub id, alias (`bert-base`, `distilbert`, `tinybert`, `minilm`) or local folder,
+            an MLM export included (its head is then created fresh).
+        label_names: class names in id order (the CLI links them from the data module).
+        learning_rate: peak AdamW learning rate.
+        weight_decay: AdamW weight decay, not applied to biases and LayerNorm.
+        warmup_ratio: share of the optimizer steps spent warming the learning rate up from 0.
+    """
+
+    def __init__(
+        self,
+        backbone: str,
+        label_names: list[str],
+        learning_rate: float = 2e-5,
+        weight_decay: float = 0.01,
+        warmup_ratio: float = 0.1,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.label_names = list(label_names)
+        num_labels = len(self.label_names)
+        self.model = from_pretrained(
+            AutoModelForSequenceClassification, backbone, "model",
+            num_labels=num_labels,
+            id2label=dict(enumerate(self.label_names)),
+            label2id={name: i for i, name in enumerate(self.label_names)},
+        )
+        metrics = MetricCollection({
+            "acc": MulticlassAccuracy(num_labels, average="micro"),
+            "f1": MulticlassF1Score(num_labels, average="macro"),
+        })
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        return self.model(**inputs).logits
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self.model(**batch).loss
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def evaluate(self, batch: dict, stage: str, metrics: MetricCollection) -> None:
+        out = self.model(**batch)
+        metrics.update(out.logits, batch["labels"])
+        batch_size = batch["labels"].shape[0]
+        self.log(f"{stage}/loss", out.loss, prog_bar=True, sync_dist=True, batch_size=batch_size)
+        self.log_dict(metrics, prog_bar=True, batch_size=batch_size)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self.evaluate(batch, "val", self.val_metrics)
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self.evaluate(batch, "test", self.test_metrics)
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        probs = self(batch).float().softmax(-1)
+        return {
+            "label": [self.label_names[i] for i in probs.argmax(-1).tolist()],
+            "probs": probs.cpu(),
+        }
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        return adamw_with_warmup(self.model, hp.learning_rate, hp.weight_decay, hp.warmup_ratio,
+                                 int(self.trainer.estimated_stepping_batches))

@@ -1,0 +1,87 @@
+"""Every place text can come from, real files included, and the errors for bad sources."""
+
+import gzip
+import json
+
+import pandas as pd
+import pytest
+
+from datamodules import sources
+from lightning_modules.errors import UserError
+
+ROWS = [{"text": f"review number {i}", "label": i % 2} for i in range(10)]
+
+
+def write_jsonl(path, rows, gz=False):
+    opener = gzip.open if gz else open
+    with opener(path, "wt", encoding="utf-8") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+
+
+@pytest.mark.parametrize("name", ["train.jsonl", "train.jsonl.gz", "train.csv", "train.csv.gz",
+                                  "train.parquet"])
+def test_split_file_formats(tmp_path, name):
+    path = tmp_path / name
+    if ".jsonl" in name:
+        write_jsonl(path, ROWS, gz=name.endswith(".gz"))
+    elif ".csv" in name:
+        pd.DataFrame(ROWS).to_csv(path, index=False)
+    else:
+        pd.DataFrame(ROWS).to_parquet(path)
+    ds = sources.load_local(str(tmp_path))
+    assert list(ds) == ["train"]
+    assert ds["train"]["text"] == [r["text"] for r in ROWS]
+    assert ds["train"]["label"] == [r["label"] for r in ROWS]
+
+
+def test_split_names_are_recognised(tmp_path):
+    for name in ("train.jsonl", "dev.jsonl", "test.jsonl"):
+        write_jsonl(tmp_path / name, ROWS)
+    assert sorted(sources.load_local(str(tmp_path))) == ["test", "train", "validation"]
+
+
+def test_real_imdb_jsonl(shared_data):
+    ds = sources.load_local(str(shared_data / "imdb"))
+    assert {k: len(v) for k, v in ds.items()} == {"train": 25000, "test": 25000}
+    assert sorted(set(ds["train"]["label"])) == [0, 1]
+
+
+def test_real_aclimdb_layout(shared_data):
+    ds = sources.load_local(str(shared_data / "imdb" / "aclImdb_sample"))
+    assert {k: len(v) for k, v in ds.items()} == {"train": 400, "test": 400}
+    train = ds["train"]
+    assert train["label"].count(0) == 200 and train["label"].count(1) == 200
+    first_neg = (shared_data / "imdb/aclImdb_sample/train/neg").glob("0_*.txt")
+    assert train["text"][0] == next(first_neg).read_text(encoding="utf-8")
+
+
+def test_real_ag_news_original_csv(shared_data):
+    ds = sources.load_local(str(shared_data / "ag_news"))
+    assert {k: len(v) for k, v in ds.items()} == {"train": 10429, "test": 7600}
+    test = ds["test"]
+    assert [test["label"].count(c) for c in range(4)] == [1900] * 4
+    assert test["text"][0].startswith("Fears for T N pension after talks")
+
+
+def test_missing_dir_names_it(tmp_path):
+    with pytest.raises(UserError, match="data_dir '.*nowhere' does not exist"):
+        sources.load_local(str(tmp_path / "nowhere"))
+
+
+def test_folder_without_train_file(tmp_path):
+    write_jsonl(tmp_path / "test.jsonl", ROWS)
+    with pytest.raises(UserError, match="no training data"):
+        sources.load_local(str(tmp_path))
+
+
+def test_non_utf8_file_is_named(tmp_path):
+    (tmp_path / "train" / "pos").mkdir(parents=True)
+    (tmp_path / "train" / "neg").mkdir()
+    (tmp_path / "train" / "pos" / "0_9.txt").write_bytes(b"caf\xe9 review")
+    with pytest.raises(UserError, match="0_9.txt is not UTF-8"):
+        sources.load_local(str(tmp_path))
+
+
+def test_no_source_at_all():
+    with pytest.raises(UserError, match="no data source"):
+        sources.load_source(None, None)

@@ -1,0 +1,65 @@
+"""Entry point: `python train.py {fit,validate,test,predict} --config configs/...yaml`."""
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import torch
+from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities import rank_zero_warn
+
+from lightning_modules.errors import UserError
+
+ROOT = Path(__file__).resolve().parent
+DEFAULTS = ROOT / "configs" / "defaults.yaml"
+
+
+class CLI(LightningCLI):
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("model.init_args.backbone", "data.init_args.tokenizer")
+        parser.link_arguments("data.label_names", "model.init_args.label_names",
+                              apply_on="instantiate")
+
+    def before_instantiate_classes(self) -> None:
+        """Where CUDA is absent, run a GPU config on the CPU with one warning instead of failing."""
+        if torch.cuda.is_available():
+            return
+        trainer = self.config[self.subcommand].trainer if self.subcommand else self.config.trainer
+        changed = []
+        if trainer.accelerator in ("gpu", "cuda"):
+            trainer.accelerator = "cpu"
+            changed.append("accelerator=cpu")
+            if trainer.devices not in ("auto", 1, "1"):
+                trainer.devices = 1
+                changed.append("devices=1")
+            if str(trainer.strategy).startswith(("ddp", "fsdp")):
+                trainer.strategy = "auto"
+                changed.append("strategy=auto")
+        if str(trainer.precision) in ("16-mixed", "16", "16-true"):
+            trainer.precision = "32-true"
+            changed.append("precision=32-true")
+        if changed:
+            rank_zero_warn(f"CUDA is not available: running with {', '.join(changed)}")
+
+
+def main(args: list[str] | None = None, run: bool = True) -> CLI:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return CLI(
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        parser_kwargs={sub: {"default_config_files": [str(DEFAULTS)]}
+                       for sub in ("fit", "validate", "test", "predict")},
+        save_config_kwargs={"overwrite": True},
+        auto_configure_optimizers=False,
+        args=args,
+        run=run,
+    )
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+    try:
+        main()
+    except UserError as err:
+        sys.exit(f"error: {err}")
