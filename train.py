@@ -57,9 +57,23 @@ def main(args: list[str] | None = None, run: bool = True) -> CLI:
     )
 
 
+def user_error_in(err: BaseException | None) -> UserError | None:
+    """The UserError behind an exception; jsonargparse wraps errors raised while instantiating."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, UserError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
     try:
         main()
-    except UserError as err:
-        sys.exit(f"error: {err}")
+    except Exception as err:
+        user_error = user_error_in(err)
+        if user_error is None:
+            raise
+        sys.exit(f"error: {user_error}")

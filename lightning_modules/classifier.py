@@ -39,7 +39,7 @@ class SequenceClassifier(LightningModule):
             num_labels=num_labels,
             id2label=dict(enumerate(self.label_names)),
             label2id={name: i for i, name in enumerate(self.label_names)},
-        )
+        ).train()  # from_pretrained returns eval mode; Lightning keeps a module's mode, dropout included
         metrics = MetricCollection({
             "acc": MulticlassAccuracy(num_labels, average="micro"),
             "f1": MulticlassF1Score(num_labels, average="macro"),

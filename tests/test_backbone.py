@@ -1,0 +1,46 @@
+"""Backbone names, aliases and local folders, and the one-line errors when none loads."""
+
+import time
+
+import pytest
+
+from lightning_modules import backbone
+from lightning_modules.errors import UserError
+
+
+def test_aliases_resolve_to_hub_ids():
+    assert backbone.resolve_backbone("distilbert") == "distilbert/distilbert-base-uncased"
+    assert backbone.resolve_backbone("bert-base") == "google-bert/bert-base-uncased"
+    assert backbone.resolve_backbone("tinybert") == "huawei-noah/TinyBERT_General_4L_312D"
+
+
+def test_local_folder_resolves_and_loads(tiny_bert):
+    assert backbone.resolve_backbone(tiny_bert) == tiny_bert
+    assert backbone.load_tokenizer(tiny_bert)("good movie")["input_ids"][0] == 2
+
+
+def test_unknown_backbone_offline_fails_fast_in_one_line():
+    start = time.monotonic()
+    with pytest.raises(UserError) as err:
+        backbone.load_tokenizer("nobody/no-such-model")
+    assert time.monotonic() - start < 10
+    message = str(err.value)
+    assert "\n" not in message
+    assert "'nobody/no-such-model'" in message and "not in the local Hugging Face cache" in message
+
+
+def test_missing_local_folder_is_named(tmp_path):
+    with pytest.raises(UserError, match="backbone directory '.*absent' does not exist"):
+        backbone.resolve_backbone(str(tmp_path / "absent"))
+
+
+def test_folder_without_config_is_named(tmp_path):
+    with pytest.raises(UserError, match="has no config.json"):
+        backbone.resolve_backbone(str(tmp_path))
+
+
+def test_folder_without_weights_is_named(tiny_bert, tmp_path):
+    from transformers import AutoModel
+    (tmp_path / "config.json").write_text(open(f"{tiny_bert}/config.json").read())
+    with pytest.raises(UserError, match=f"cannot load model from '{tmp_path}'"):
+        backbone.from_pretrained(AutoModel, str(tmp_path), "model")

@@ -1,0 +1,66 @@
+"""SequenceClassifier: it learns, its optimizer follows the BERT recipe, predict gives probabilities."""
+
+import torch
+from lightning import Trainer
+
+from lightning_modules.classifier import SequenceClassifier
+from lightning_modules.optim import parameter_groups
+
+
+def batch_of(tokenizer_dir, texts, labels):
+    from transformers import AutoTokenizer
+    enc = AutoTokenizer.from_pretrained(tokenizer_dir)(texts, padding=True, return_tensors="pt")
+    return {**enc, "labels": torch.tensor(labels)}
+
+
+def test_tiny_model_overfits_a_small_batch(tiny_distilbert):
+    torch.manual_seed(0)
+    module = SequenceClassifier(tiny_distilbert, ["neg", "pos"], learning_rate=1e-3, warmup_ratio=0)
+    batch = batch_of(tiny_distilbert, ["the movie was good", "the movie was bad",
+                                       "brilliant film", "awful film"], [1, 0, 1, 0])
+    optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3)
+    first = module.training_step(batch, 0).item()
+    for _ in range(60):
+        optimizer.zero_grad()
+        module.model(**batch).loss.backward()
+        optimizer.step()
+    module.eval()
+    assert module.model(**batch).loss.item() < 0.05 < first
+    assert module(batch).argmax(-1).tolist() == [1, 0, 1, 0]
+
+
+def test_no_weight_decay_on_bias_and_layernorm(tiny_bert):
+    module = SequenceClassifier(tiny_bert, ["a", "b", "c"])
+    decay, no_decay = parameter_groups(module.model, 0.01)
+    names = {id(p): n for n, p in module.model.named_parameters()}
+    assert all(names[id(p)].endswith("bias") or "LayerNorm" in names[id(p)]
+               for p in no_decay["params"])
+    assert all(not names[id(p)].endswith("bias") and "LayerNorm" not in names[id(p)]
+               for p in decay["params"])
+    assert len(decay["params"]) + len(no_decay["params"]) == len(names)
+    assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
+
+
+def test_schedule_warms_up_then_decays_per_optimizer_step(tiny_bert):
+    module = SequenceClassifier(tiny_bert, ["a", "b"], learning_rate=1e-3, warmup_ratio=0.25)
+    trainer = Trainer(max_steps=8, logger=False, enable_checkpointing=False)
+    module.trainer = trainer
+    config = module.configure_optimizers()
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    lrs = []
+    for _ in range(8):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert config["lr_scheduler"]["interval"] == "step"
+    assert lrs[0] == 0 and lrs[2] == 1e-3 and lrs[1] == 5e-4
+    assert lrs[3] > lrs[5] > lrs[7] > 0
+
+
+def test_predict_step_returns_names_and_probabilities(tiny_bert):
+    module = SequenceClassifier(tiny_bert, ["World", "Sports", "Business", "Sci/Tech"]).eval()
+    batch = batch_of(tiny_bert, ["good", "bad movie"], [0, 1])
+    out = module.predict_step(batch, 0)
+    assert len(out["label"]) == 2 and set(out["label"]) <= set(module.label_names)
+    assert torch.allclose(out["probs"].sum(-1), torch.ones(2))
+    assert module.model.config.id2label[3] == "Sci/Tech"
