@@ -1,16 +1,18 @@
 """SequenceClassifier: a Hugging Face encoder with a classification head, trained with Lightning."""
 
 import torch
-from lightning import LightningModule
+from peft import TaskType
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from transformers import AutoModelForSequenceClassification
 
+from lightning_modules import adapters
+from lightning_modules.adapters import LoraSettings
 from lightning_modules.backbone import from_pretrained
-from lightning_modules.optim import adamw_with_warmup
+from lightning_modules.encoder import EncoderModule
 
 
-class SequenceClassifier(LightningModule):
+class SequenceClassifier(EncoderModule):
     """Fine-tunes `backbone` on labelled text; logs `train/loss`, `val/{loss,acc,f1}`, `test/...`.
 
     Args:
@@ -20,6 +22,9 @@ class SequenceClassifier(LightningModule):
         learning_rate: peak AdamW learning rate.
         weight_decay: AdamW weight decay, not applied to biases and LayerNorm.
         warmup_ratio: share of the optimizer steps spent warming the learning rate up from 0.
+        lora: LoRA adapter settings; None trains the whole backbone.
+        freeze_embeddings: keep the embedding layer fixed.
+        freeze_layers: keep the first N encoder layers fixed.
     """
 
     def __init__(
@@ -29,17 +34,26 @@ class SequenceClassifier(LightningModule):
         learning_rate: float = 2e-5,
         weight_decay: float = 0.01,
         warmup_ratio: float = 0.1,
+        lora: LoraSettings | None = None,
+        freeze_embeddings: bool = False,
+        freeze_layers: int = 0,
     ):
         super().__init__()
         self.save_hyperparameters()
         self.label_names = list(label_names)
         num_labels = len(self.label_names)
-        self.model = from_pretrained(
+        model, loading = from_pretrained(
             AutoModelForSequenceClassification, backbone, "model",
             num_labels=num_labels,
             id2label=dict(enumerate(self.label_names)),
             label2id={name: i for i, name in enumerate(self.label_names)},
-        ).train()  # from_pretrained returns eval mode; Lightning keeps a module's mode, dropout included
+            output_loading_info=True,
+        )
+        # from_pretrained returns eval mode; Lightning keeps each module's mode, dropout included.
+        self.model = adapters.prepare(
+            model.train(), lora, freeze_embeddings, freeze_layers,
+            heads=adapters.trained_heads(model, loading["missing_keys"]), task_type=TaskType.SEQ_CLS,
+        )
         metrics = MetricCollection({
             "acc": MulticlassAccuracy(num_labels, average="micro"),
             "f1": MulticlassF1Score(num_labels, average="macro"),
@@ -75,8 +89,3 @@ class SequenceClassifier(LightningModule):
             "label": [self.label_names[i] for i in probs.argmax(-1).tolist()],
             "probs": probs.cpu(),
         }
-
-    def configure_optimizers(self):
-        hp = self.hparams
-        return adamw_with_warmup(self.model, hp.learning_rate, hp.weight_decay, hp.warmup_ratio,
-                                 int(self.trainer.estimated_stepping_batches))

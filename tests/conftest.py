@@ -54,11 +54,11 @@ def save_tiny(path: Path, arch: str) -> Path:
     size = len(tokenizer)
     if arch == "bert":
         model = BertForMaskedLM(BertConfig(
-            vocab_size=size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-            intermediate_size=64, max_position_embeddings=128))
+            vocab_size=size, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+            intermediate_size=256, max_position_embeddings=128))
     else:
         model = DistilBertForMaskedLM(DistilBertConfig(
-            vocab_size=size, dim=32, n_layers=2, n_heads=2, hidden_dim=64,
+            vocab_size=size, dim=64, n_layers=2, n_heads=2, hidden_dim=256,
             max_position_embeddings=128))
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)

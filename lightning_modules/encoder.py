@@ -1,0 +1,65 @@
+"""What every task module shares: optimizer, parameter report, and checkpoints of what trains."""
+
+import logging
+
+from lightning import LightningModule
+from torch import nn
+
+from lightning_modules.errors import UserError
+from lightning_modules.optim import adamw_with_warmup
+
+log = logging.getLogger(__name__)
+
+
+def parameter_counts(model: nn.Module) -> tuple[int, int]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return total, trainable
+
+
+class EncoderModule(LightningModule):
+    """Base for SequenceClassifier and MaskedLanguageModel; subclasses set `self.model`.
+
+    When part of the backbone is frozen (LoRA, frozen layers), checkpoints hold only the
+    trainable weights: the rest is the pretrained backbone, rebuilt from the config on load.
+    """
+
+    model: nn.Module
+
+    def trainable_state_keys(self) -> set[str]:
+        return {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
+
+    @property
+    def partly_frozen(self) -> bool:
+        total, trainable = parameter_counts(self.model)
+        return trainable < total
+
+    def on_fit_start(self) -> None:
+        total, trainable = parameter_counts(self.model)
+        log.info("parameters: %s total, %s trainable (%.2f%%)",
+                 f"{total:,}", f"{trainable:,}", 100 * trainable / total)
+        if self.logger is not None:
+            self.logger.log_metrics({"params/total": total, "params/trainable": trainable,
+                                     "params/trainable_fraction": trainable / total}, step=0)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.partly_frozen:
+            keep = self.trainable_state_keys()
+            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Allow checkpoints without frozen weights, but refuse ones that do not fit this model."""
+        saved = set(checkpoint["state_dict"])
+        unknown = sorted(saved - set(self.state_dict()))
+        missing = sorted(self.trainable_state_keys() - saved)
+        if unknown or missing:
+            bad = unknown[0] if unknown else missing[0]
+            raise UserError(f"checkpoint does not fit this model ({'unexpected' if unknown else 'missing'} "
+                            f"weight '{bad}'); was it saved with another backbone, task or LoRA setting?")
+        self.strict_loading = saved == set(self.state_dict())
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        return adamw_with_warmup(self.model, hp.learning_rate, hp.weight_decay, hp.warmup_ratio,
+                                 int(self.trainer.estimated_stepping_batches))
+
