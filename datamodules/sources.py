@@ -2,7 +2,8 @@
 
 Local folders may hold the original aclImdb layout (`train/pos/*.txt` ...), the original AG News
 CSV (no header: class 1-4, title, description), or split files named `train`, `validation` (or
-`val`, `dev`) and `test` in JSON Lines, CSV or Parquet, optionally gzipped.
+`val`, `dev`), `test` and `unsup` (unlabelled text, for MLM) in JSON Lines, CSV, Parquet or plain
+text (`.txt`, one text per line), optionally gzipped.
 """
 
 import csv
@@ -17,8 +18,8 @@ from lightning_modules.backbone import hub_reachable
 from lightning_modules.errors import UserError
 
 SPLIT_NAMES = {"train": "train", "validation": "validation", "val": "validation", "dev": "validation",
-               "test": "test"}
-FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+               "test": "test", "unsup": "unsup", "unsupervised": "unsup"}
+FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
 ACLIMDB_LABELS = {"neg": 0, "pos": 1}
 
 
@@ -124,7 +125,8 @@ def load_hub(dataset: str) -> DatasetDict:
             "HF_HUB_OFFLINE=1 to use a cached copy, or pass local files with --data.data_dir"
         )
     try:
-        return datasets.load_dataset(dataset)
+        splits = datasets.load_dataset(dataset)
+        return DatasetDict({SPLIT_NAMES.get(name, name): ds for name, ds in splits.items()})
     except (ConnectionError, FileNotFoundError, datasets.exceptions.DatasetNotFoundError) as err:
         raise UserError(f"cannot load dataset '{dataset}': {str(err).splitlines()[0]}") from None
 

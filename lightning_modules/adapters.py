@@ -40,12 +40,12 @@ def linear_names(model: nn.Module) -> list[str]:
                    if isinstance(m, nn.Linear)})
 
 
-def trained_heads(model: PreTrainedModel, missing_keys: set[str]) -> list[str]:
-    """Modules that train in full beside LoRA: the task head, and any module the checkpoint
-    lacked (BERT's pooler when starting from an MLM export), which would otherwise stay random."""
+def trained_heads(model: PreTrainedModel, fresh: list[str]) -> list[str]:
+    """Modules that train in full beside LoRA: the task head, and the `fresh` modules the
+    checkpoint lacked (BERT's pooler after an MLM export), which would otherwise stay random."""
     heads = {name for name, child in model.named_children()
              if name != model.base_model_prefix and any(True for _ in child.parameters())}
-    return sorted(heads | {key.rsplit(".", 1)[0] for key in missing_keys})
+    return sorted(heads | set(fresh))
 
 
 def add_lora(model: PreTrainedModel, lora: LoraSettings, heads: list[str],

@@ -1,5 +1,7 @@
 """SequenceClassifier: a Hugging Face encoder with a classification head, trained with Lightning."""
 
+import logging
+
 import torch
 from peft import TaskType
 from torchmetrics import MetricCollection
@@ -10,6 +12,8 @@ from lightning_modules import adapters
 from lightning_modules.adapters import LoraSettings
 from lightning_modules.backbone import from_pretrained
 from lightning_modules.encoder import EncoderModule
+
+log = logging.getLogger(__name__)
 
 
 class SequenceClassifier(EncoderModule):
@@ -49,10 +53,14 @@ class SequenceClassifier(EncoderModule):
             label2id={name: i for i, name in enumerate(self.label_names)},
             output_loading_info=True,
         )
+        fresh = sorted({key.rsplit(".", 1)[0] for key in loading["missing_keys"]})
+        if fresh:
+            log.info("backbone '%s' has no weights for %s: created fresh for %d labels",
+                     backbone, ", ".join(fresh), num_labels)
         # from_pretrained returns eval mode; Lightning keeps each module's mode, dropout included.
         self.model = adapters.prepare(
             model.train(), lora, freeze_embeddings, freeze_layers,
-            heads=adapters.trained_heads(model, loading["missing_keys"]), task_type=TaskType.SEQ_CLS,
+            heads=adapters.trained_heads(model, fresh), task_type=TaskType.SEQ_CLS,
         )
         metrics = MetricCollection({
             "acc": MulticlassAccuracy(num_labels, average="micro"),

@@ -1,0 +1,137 @@
+"""Masked-language modelling: blocks, masking, fixed validation masks, learning, export, reuse."""
+
+import json
+
+import pytest
+import torch
+from lightning import Trainer
+from transformers import pipeline
+
+from datamodules.mlm import MaskedLMDataModule
+from datamodules.synthetic import generate
+from lightning_modules.classifier import SequenceClassifier
+from lightning_modules.errors import UserError
+from lightning_modules.masked_lm import MaskedLanguageModel
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    """Generated reviews as local split files: train and unsup (for training), test (validation)."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for name, n, seed in (("train", 300, 0), ("unsup", 300, 1), ("test", 100, 2)):
+        with open(folder / f"{name}.jsonl", "w") as f:
+            f.writelines(json.dumps(row) + "\n" for row in generate(n, seed))
+    return folder
+
+
+def make_dm(tokenizer, corpus, **options):
+    options = {"data_dir": str(corpus), "block_size": 32, "batch_size": 16, "num_workers": 0,
+               **options}
+    dm = MaskedLMDataModule(tokenizer=tokenizer, **options)
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def test_blocks_have_block_size_and_keep_all_text_but_the_remainder(tiny_bert, corpus):
+    dm = make_dm(tiny_bert, corpus)
+    texts = [json.loads(line)["text"] for split in ("train", "unsup")
+             for line in open(corpus / f"{split}.jsonl")]
+    stream = [t for ids in dm.tokenizer(texts)["input_ids"] for t in ids]
+    blocks = dm.splits["train"]["input_ids"]
+    assert all(len(b) == 32 for b in blocks)
+    assert len(stream) - len(blocks) * 32 < 32
+    assert [t for b in blocks for t in b] == stream[:len(blocks) * 32]
+
+
+def test_masking_rate_and_specials_never_masked(tiny_bert, corpus):
+    dm = make_dm(tiny_bert, corpus)
+    specials = torch.tensor(dm.tokenizer.all_special_ids)
+    masked = maskable = 0
+    for _ in range(5):
+        for batch in dm.train_dataloader():
+            original = torch.where(batch["labels"] == -100, batch["input_ids"], batch["labels"])
+            is_special = torch.isin(original, specials)
+            chosen = batch["labels"] != -100
+            assert not (chosen & is_special).any()
+            masked += int(chosen.sum())
+            maskable += int((~is_special).sum())
+    assert maskable > 50_000
+    assert abs(masked / maskable - 0.15) < 0.015
+
+
+def test_whole_word_masking_masks_all_pieces_of_a_word(tiny_bert, tmp_path):
+    corpus = tmp_path / "words"
+    corpus.mkdir()
+    rows = [{"text": f"{row['text']} an extraordinary, unforgettable spectacle"} for row in generate(200, 0)]
+    (corpus / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    dm = make_dm(tiny_bert, corpus, whole_word_mask=True, train_splits=["train"])
+    batch = next(iter(dm.train_dataloader()))
+    chosen = batch["labels"] != -100
+    ids = torch.where(chosen, batch["labels"], batch["input_ids"])
+    pieces = torch.tensor([tok.startswith("##") for tok in dm.tokenizer.convert_ids_to_tokens(
+        list(range(len(dm.tokenizer))))])[ids]
+    # a continuation piece ("##x") is chosen exactly when the piece before it is
+    assert chosen.any() and pieces.any()
+    assert torch.equal(chosen[:, 1:][pieces[:, 1:]], chosen[:, :-1][pieces[:, 1:]])
+
+
+def test_validation_masks_are_fixed_across_epochs_and_runs(tiny_bert, corpus, tmp_path):
+    dm = make_dm(tiny_bert, corpus)
+    first = [b["input_ids"] for b in dm.val_dataloader()]
+    second = [b["input_ids"] for b in dm.val_dataloader()]
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+    other = make_dm(tiny_bert, corpus, cache_dir=str(tmp_path / "other-cache"))
+    assert other.splits["validation"]["labels"] == dm.splits["validation"]["labels"]
+    mask_id = dm.tokenizer.mask_token_id
+    assert any((b == mask_id).any() for b in first)
+
+
+def test_missing_split_is_named(tiny_bert, corpus):
+    with pytest.raises(UserError, match=r"no split 'extra'; splits are \['test', 'train', 'unsup'\]"):
+        make_dm(tiny_bert, corpus, train_splits=["train", "extra"])
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_bert, tmp_path_factory):
+    """A tiny MLM trained briefly, validated before and after, and exported."""
+    tmp = tmp_path_factory.mktemp("mlm")
+    corpus = tmp / "corpus"
+    corpus.mkdir()
+    with open(corpus / "train.jsonl", "w") as f:
+        f.writelines(json.dumps(row) + "\n" for row in generate(600, 0))
+    torch.manual_seed(0)
+    dm = MaskedLMDataModule(tokenizer=tiny_bert, data_dir=str(corpus), train_splits=["train"],
+                            block_size=32, batch_size=16, num_workers=0, cache_dir=str(tmp / "cache"))
+    module = MaskedLanguageModel(tiny_bert, learning_rate=2e-3)
+    # validate() then fit() in one process: metric states made in inference mode would break fit
+    trainer = Trainer(max_epochs=4, logger=False, enable_checkpointing=False, inference_mode=False,
+                      enable_progress_bar=False, default_root_dir=tmp)
+    before = trainer.validate(module, dm)[0]["val/perplexity"]
+    trainer.fit(module, dm)
+    after = trainer.validate(module, dm)[0]["val/perplexity"]
+    export = tmp / "export"
+    module.model.save_pretrained(export)
+    dm.tokenizer.save_pretrained(export)
+    return before, after, export
+
+
+def test_tiny_model_perplexity_falls(trained):
+    before, after, _ = trained
+    assert after < 0.5 * before, (before, after)
+
+
+def test_export_loads_into_fill_mask_pipeline(trained):
+    fill = pipeline("fill-mask", model=str(trained[2]))
+    predictions = fill("the movie was [MASK].")
+    assert len(predictions) == 5 and all(0 <= p["score"] <= 1 for p in predictions)
+
+
+def test_classifier_starts_from_the_mlm_export(trained, caplog):
+    _, _, export = trained
+    with caplog.at_level("INFO"):
+        module = SequenceClassifier(str(export), ["neg", "pos"])
+    assert "has no weights for bert.pooler.dense, classifier: created fresh" in caplog.text
+    mlm_weights = MaskedLanguageModel(str(export)).model.bert.embeddings.word_embeddings.weight
+    assert torch.equal(module.model.bert.embeddings.word_embeddings.weight, mlm_weights)
