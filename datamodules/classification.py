@@ -111,7 +111,8 @@ class TextClassificationDataModule(LightningDataModule):
 
     def make_splits(self, raw: DatasetDict) -> DatasetDict:
         hp = self.hparams
-        splits = {name: self.to_text_label(ds, name) for name, ds in raw.items()}
+        splits = {name: self.to_text_label(ds, name) for name, ds in raw.items()
+                  if name in ("train", "validation", "test")}  # not `unsup`: it has no labels
         if "validation" not in splits:
             held_out = splits["train"].train_test_split(
                 test_size=hp.val_fraction, stratify_by_column="label", seed=hp.seed

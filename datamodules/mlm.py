@@ -163,7 +163,8 @@ class MaskedLMDataModule(LightningDataModule):
             raise UserError("no non-empty texts to train the masked language model on")
 
         def encode(batch):
-            enc = self.tokenizer(batch["text"], return_special_tokens_mask=True,
+            # verbose=False: texts longer than the model limit are fine, they are cut into blocks
+            enc = self.tokenizer(batch["text"], return_special_tokens_mask=True, verbose=False,
                                  return_offsets_mapping=hp.whole_word_mask,
                                  return_attention_mask=False, return_token_type_ids=False)
             return dict(enc)

@@ -42,8 +42,9 @@ def test_split_names_are_recognised(tmp_path):
 
 def test_real_imdb_jsonl(shared_data):
     ds = sources.load_local(str(shared_data / "imdb"))
-    assert {k: len(v) for k, v in ds.items()} == {"train": 25000, "test": 25000}
+    assert {k: len(v) for k, v in ds.items()} == {"train": 25000, "test": 25000, "unsup": 50000}
     assert sorted(set(ds["train"]["label"])) == [0, 1]
+    assert set(ds["unsup"]["label"]) == {-1}
 
 
 def test_real_aclimdb_layout(shared_data):
