@@ -3,13 +3,16 @@
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 import torch
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from lightning_modules.errors import UserError
+from lightning_modules.summary import key_hparams, result_metrics
 
 ROOT = Path(__file__).resolve().parent
 DEFAULTS = ROOT / "configs" / "defaults.yaml"
@@ -20,6 +23,25 @@ class CLI(LightningCLI):
         parser.link_arguments("model.init_args.backbone", "data.init_args.tokenizer")
         parser.link_arguments("data.label_names", "model.init_args.label_names",
                               apply_on="instantiate")
+        parser.add_argument("--test_after_fit", type=bool, default=True,
+                            help="after fit, test the best checkpoint and log it with the hparams")
+
+    def before_fit(self) -> None:
+        self.fit_started = time.perf_counter()
+
+    def after_fit(self) -> None:
+        """Test the best checkpoint, then fill TensorBoard's HPARAMS tab with real results."""
+        trainer = self.trainer
+        if trainer.fast_dev_run or trainer.logger is None or trainer.interrupted:
+            return
+        wall_time = time.perf_counter() - self.fit_started
+        test = {}
+        if self.config.fit.test_after_fit and is_overridden("test_step", self.model):
+            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            test = trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)[0]
+        trainer.logger.log_hyperparams(key_hparams(self.config.fit, trainer),
+                                       result_metrics(trainer, self.model, test, wall_time))
+        trainer.logger.save()
 
     def before_instantiate_classes(self) -> None:
         """Where CUDA is absent, run a GPU config on the CPU with one warning instead of failing."""

@@ -36,6 +36,8 @@ class TextClassificationDataModule(LightningDataModule):
         num_workers: DataLoader worker processes.
         seed: seeds the validation split, the subsets and the shuffling.
         cache_dir: where tokenized datasets are kept between runs.
+        predict_file: texts for `predict` (`.txt`, one per line, or a JSONL / CSV / Parquet file
+            with `text_fields`); without it, `predict` runs on the test split.
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class TextClassificationDataModule(LightningDataModule):
         num_workers: int = 2,
         seed: int = 42,
         cache_dir: str = ".cache/tokenized",
+        predict_file: str | None = None,
     ):
         super().__init__()
         if not 0.0 < val_fraction < 1.0:
@@ -70,6 +73,7 @@ class TextClassificationDataModule(LightningDataModule):
         self.tokenizer = load_tokenizer(tokenizer)
         self.collator = DataCollatorWithPadding(self.tokenizer, pad_to_multiple_of=8)
         self.splits: DatasetDict | None = None
+        self.predict_texts: list[str] = []
 
     @property
     def num_labels(self) -> int:
@@ -100,6 +104,8 @@ class TextClassificationDataModule(LightningDataModule):
         return Path(self.hparams.cache_dir) / f"{type(self).__name__}-{key}"
 
     def prepare_data(self) -> None:
+        if self.hparams.predict_file and self.trainer is not None and self.trainer.predicting:
+            return  # predicting on a file needs none of the training data
         path = self.cache_path
         if path.is_dir():
             log.info("tokenized data found in cache: %s", path)
@@ -168,6 +174,11 @@ class TextClassificationDataModule(LightningDataModule):
 
     # ---- loading and batching ----
     def setup(self, stage: str) -> None:
+        if stage == "predict" and self.hparams.predict_file:
+            self.predict_texts = sources.read_texts(self.hparams.predict_file, self.hparams.text_fields)
+            texts = Dataset.from_dict({"text": self.predict_texts, "label": [0] * len(self.predict_texts)})
+            self.splits = DatasetDict({"predict": self.tokenize(texts)})
+            return
         if self.splits is None:
             self.splits = load_cached(self.cache_path)
             if self.splits is None:
@@ -193,4 +204,8 @@ class TextClassificationDataModule(LightningDataModule):
         return self.loader("test", shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
-        return self.loader("test", shuffle=False)
+        split = "predict" if "predict" in self.splits else "test"
+        if split == "test":
+            self.predict_texts = self.tokenizer.batch_decode(self.splits["test"]["input_ids"],
+                                                             skip_special_tokens=True)
+        return self.loader(split, shuffle=False)

@@ -147,3 +147,24 @@ def fingerprint(data_dir: str) -> list:
         (str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
         for p in sorted(root.rglob("*")) if p.is_file()
     ]
+
+
+def read_texts(path: str, text_fields: list[str]) -> list[str]:
+    """Texts to predict on: a `.txt` file (one text per line) or a JSONL / CSV / Parquet file
+    whose `text_fields` columns are joined with a space."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise UserError(f"predict_file '{path}' does not exist")
+    ext = os.path.splitext(file.name.removesuffix(".gz"))[1]
+    if ext not in FORMATS:
+        raise UserError(f"predict_file '{path}' has an unknown format; use one of {sorted(FORMATS)}")
+    if ext == ".txt":
+        opener = gzip.open if file.suffix == ".gz" else open
+        with opener(file, "rt", encoding="utf-8") as f:
+            return [line.rstrip("\n") for line in f if line.strip()]
+    ds = datasets.load_dataset(FORMATS[ext], data_files=str(file), split="train")
+    missing = [c for c in text_fields if c not in ds.column_names]
+    if missing:
+        raise UserError(f"predict_file '{path}' has no column {missing[0]!r}; columns are "
+                        f"{ds.column_names} (set --data.text_fields)")
+    return [" ".join(str(row[f] or "") for f in text_fields) for row in ds.select_columns(text_fields)]

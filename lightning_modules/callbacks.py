@@ -1,11 +1,15 @@
 """Callbacks every run gets from configs/defaults.yaml."""
 
 import copy
+import csv
+import json
 import logging
+import time
 from pathlib import Path
 
 import torch
 from lightning import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_only
 from peft import PeftModel
 
@@ -50,3 +54,74 @@ class HFExport(Callback):
         model.save_pretrained(run_dir / self.dirname)
         tokenizer.save_pretrained(run_dir / self.dirname)
         log.info("exported the %s weights to %s", "best" if best else "final", run_dir / self.dirname)
+
+
+class TrainingMonitor(Callback):
+    """Logs what a run costs: samples/s, real (non-pad) tokens/s, padding fraction, epoch time,
+    and peak GPU memory; every `log_every_n_steps` optimizer steps, measured over that window."""
+
+    def __init__(self):
+        self.window_start = self.epoch_start = 0.0
+        self.samples = self.real_tokens = self.tokens = 0
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.epoch_start = self.window_start = time.perf_counter()
+        self.samples = self.real_tokens = self.tokens = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch: dict, batch_idx: int) -> None:
+        ids = batch["input_ids"]
+        mask = batch.get("attention_mask")
+        self.samples += ids.shape[0]
+        self.tokens += ids.numel()
+        self.real_tokens += int(mask.sum()) if mask is not None else ids.numel()
+        if (batch_idx + 1) % trainer.log_every_n_steps:
+            return
+        if ids.is_cuda:
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - self.window_start
+        metrics = {
+            "throughput/samples_per_sec": self.samples / seconds,
+            "throughput/real_tokens_per_sec": self.real_tokens / seconds,
+            "throughput/padding_fraction": 1 - self.real_tokens / self.tokens,
+        }
+        if ids.is_cuda:
+            metrics["memory/peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        pl_module.log_dict(metrics)
+        self.window_start = time.perf_counter()
+        self.samples = self.real_tokens = self.tokens = 0
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        pl_module.log("time/epoch_s", time.perf_counter() - self.epoch_start)
+
+
+class PredictionWriter(BasePredictionWriter):
+    """After `predict`, writes one row per text: the text, the predicted label and the
+    probability of each class, as CSV or JSON Lines (by `output`'s extension).
+
+    Args:
+        output: file to write; relative paths are inside the run folder.
+    """
+
+    def __init__(self, output: str = "predictions.csv"):
+        super().__init__(write_interval="epoch")
+        self.output = output
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
+        if not trainer.is_global_zero:
+            return
+        texts = trainer.datamodule.predict_texts
+        names = pl_module.label_names
+        labels = [label for batch in predictions for label in batch["label"]]
+        probs = torch.cat([batch["probs"] for batch in predictions]).tolist()
+        path = Path(trainer.log_dir or ".") / self.output
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rows = [{"text": t, "label": y, **{f"prob_{n}": round(p, 6) for n, p in zip(names, ps)}}
+                for t, y, ps in zip(texts, labels, probs)]
+        if path.suffix == ".jsonl":
+            path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        else:
+            with open(path, "w", newline="", encoding="utf-8") as f:
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+        log.info("wrote %d predictions to %s", len(rows), path)

@@ -5,13 +5,19 @@ import logging
 import torch
 from peft import TaskType
 from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from lightning.pytorch.loggers import TensorBoardLogger
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+)
 from transformers import AutoModelForSequenceClassification
 
 from lightning_modules import adapters
 from lightning_modules.adapters import LoraSettings
 from lightning_modules.backbone import from_pretrained
 from lightning_modules.encoder import EncoderModule
+from lightning_modules.figures import confusion_matrix_figure
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +74,7 @@ class SequenceClassifier(EncoderModule):
         })
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
+        self.val_confusion = MulticlassConfusionMatrix(num_labels)
 
     def forward(self, batch: dict) -> torch.Tensor:
         inputs = {k: v for k, v in batch.items() if k != "labels"}
@@ -78,15 +85,26 @@ class SequenceClassifier(EncoderModule):
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
-    def evaluate(self, batch: dict, stage: str, metrics: MetricCollection) -> None:
+    def evaluate(self, batch: dict, stage: str, metrics: MetricCollection) -> torch.Tensor:
         out = self.model(**batch)
         metrics.update(out.logits, batch["labels"])
         batch_size = batch["labels"].shape[0]
         self.log(f"{stage}/loss", out.loss, prog_bar=True, sync_dist=True, batch_size=batch_size)
         self.log_dict(metrics, prog_bar=True, batch_size=batch_size)
+        return out.logits
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self.evaluate(batch, "val", self.val_metrics)
+        logits = self.evaluate(batch, "val", self.val_metrics)
+        self.val_confusion.update(logits, batch["labels"])
+
+    def on_validation_epoch_end(self) -> None:
+        """A confusion-matrix image per validation run, under IMAGES in TensorBoard."""
+        counts = self.val_confusion.compute()
+        self.val_confusion.reset()
+        if (isinstance(self.logger, TensorBoardLogger) and self.trainer.is_global_zero
+                and not self.trainer.sanity_checking):
+            figure = confusion_matrix_figure(counts, self.label_names)
+            self.logger.experiment.add_figure("val/confusion_matrix", figure, self.global_step)
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self.evaluate(batch, "test", self.test_metrics)

@@ -2,6 +2,7 @@
 
 import logging
 
+import torch
 from lightning import LightningModule
 from torch import nn
 
@@ -41,6 +42,13 @@ class EncoderModule(LightningModule):
         if self.logger is not None:
             self.logger.log_metrics({"params/total": total, "params/trainable": trainable,
                                      "params/trainable_fraction": trainable / total}, step=0)
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """Log the gradient norm (already unscaled under mixed precision) every logging step."""
+        if self.trainer.global_step % self.trainer.log_every_n_steps == 0:
+            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+            if grads:
+                self.log("train/grad_norm", torch.nn.utils.get_total_norm(grads))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if self.partly_frozen:

@@ -1,0 +1,132 @@
+"""Compare the runs under a folder: `python compare.py logs/imdb` writes report.md and report.png.
+
+Reads only what training already writes: each run's `config.yaml`, TensorBoard event files and
+checkpoints. A run is a folder holding a `config.yaml` (logs/<task>/<name>/version_N/).
+"""
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from lightning_modules.figures import plt
+
+
+@dataclass
+class Run:
+    name: str
+    backbone: str
+    lora_r: int
+    trainable_params: int | None
+    monitor: str
+    best_val: float | None
+    test: float | None
+    epoch_s: float | None
+    peak_gpu_mb: float | None
+    checkpoint_mb: float | None
+    curve: list[tuple[int, float]]
+
+
+def scalars(events: EventAccumulator, tag: str) -> list[tuple[int, float]]:
+    if tag not in events.Tags()["scalars"]:
+        return []
+    return [(e.step, e.value) for e in events.Scalars(tag)]
+
+
+def short_name(backbone: str) -> str:
+    """A local model folder by its last component; hub ids and aliases as they are."""
+    return Path(backbone).name if Path(backbone).is_dir() else backbone
+
+
+def read_run(folder: Path, root: Path) -> Run:
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    model = config["model"]["init_args"]
+    lora = model.get("lora")
+    events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+    events.Reload()
+    mlm = "val/perplexity" in events.Tags()["scalars"]
+    monitor = "val/perplexity" if mlm else "val/acc"
+    curve = scalars(events, monitor)
+    values = [v for _, v in curve]
+    test = [v for _, v in scalars(events, "test/acc")]
+    epochs = [v for _, v in scalars(events, "time/epoch_s")]
+    memory = [v for _, v in scalars(events, "memory/peak_gpu_mb")]
+    trainable = [v for _, v in scalars(events, "params/trainable")]
+    checkpoints = list((folder / "checkpoints").glob("*.ckpt")) if (folder / "checkpoints").is_dir() else []
+    return Run(
+        name=str(folder.relative_to(root)),
+        backbone=short_name(model["backbone"]),
+        lora_r=lora["r"] if lora else 0,
+        trainable_params=int(trainable[-1]) if trainable else None,
+        monitor=monitor,
+        best_val=(min(values) if mlm else max(values)) if values else None,
+        test=test[-1] if test else None,
+        epoch_s=sum(epochs) / len(epochs) if epochs else None,
+        peak_gpu_mb=max(memory) if memory else None,
+        checkpoint_mb=max(p.stat().st_size for p in checkpoints) / 2**20 if checkpoints else None,
+        curve=curve,
+    )
+
+
+def cell(value, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def markdown(runs: list[Run]) -> str:
+    lines = [
+        "| run | backbone | method | trainable params | best val | test acc | epoch time (s) | peak GPU memory (MB) | checkpoint (MB) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        method = f"LoRA r={r.lora_r}" if r.lora_r else "full"
+        best = f"{r.monitor} {cell(r.best_val, '.4f')}"
+        lines.append(f"| {r.name} | {r.backbone} | {method} | {cell(r.trainable_params, ',')} | {best} "
+                     f"| {cell(r.test, '.4f')} | {cell(r.epoch_s, '.1f')} | {cell(r.peak_gpu_mb, '.0f')} "
+                     f"| {cell(r.checkpoint_mb, '.2f')} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(runs: list[Run], path: Path) -> None:
+    fig, (curves, bars) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for r in runs:
+        if r.curve:
+            steps, values = zip(*r.curve)
+            curves.plot(steps, values, marker="o", label=r.name)
+    curves.set_xlabel("step")
+    curves.set_ylabel(" / ".join(sorted({r.monitor for r in runs})))
+    curves.set_title("validation")
+    curves.legend(fontsize="small")
+    names = [r.name for r in runs]
+    bars.barh(names, [r.trainable_params or 0 for r in runs])
+    bars.set_xscale("log")
+    bars.set_xlabel("trainable parameters (log scale)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def compare(root: Path, out_dir: Path | None = None) -> list[Run]:
+    folders = sorted(p.parent for p in root.rglob("config.yaml") if list(p.parent.glob("events.out.tfevents.*")))
+    if not folders:
+        raise SystemExit(f"error: no runs (folders with config.yaml and TensorBoard events) under {root}")
+    runs = [read_run(folder, root) for folder in folders]
+    out_dir = out_dir or root
+    (out_dir / "report.md").write_text(markdown(runs))
+    plot(runs, out_dir / "report.png")
+    return runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", type=Path, help="folder with runs, e.g. logs/imdb")
+    parser.add_argument("--out", type=Path, default=None, help="where to write the report (default: root)")
+    args = parser.parse_args()
+    runs = compare(args.root, args.out)
+    print(markdown(runs))
+    print(f"wrote {(args.out or args.root) / 'report.md'} and report.png")
+
+
+if __name__ == "__main__":
+    main()

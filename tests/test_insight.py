@@ -1,0 +1,122 @@
+"""What a run leaves for people to read: TensorBoard scalars, images, hparams, report, predictions."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from compare import compare
+from tests.conftest import ROOT
+from train import main
+
+
+def fit(workdir: Path, backbone: str, name: str, *extra: str):
+    return main([
+        "fit", "--config", str(ROOT / "configs" / "quickstart.yaml"), *extra,
+        "--model.backbone", backbone, "--model.learning_rate", "1e-3",
+        "--data.num_train", "192", "--data.num_test", "48", "--data.batch_size", "16",
+        "--trainer.max_epochs", "2", "--trainer.val_check_interval", "0.5",
+        "--trainer.log_every_n_steps", "2",
+        "--trainer.logger.init_args.save_dir", str(workdir / "logs"),
+        "--trainer.logger.init_args.name", name, "--data.cache_dir", str(workdir / "cache"),
+    ])
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_bert, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("insight")
+    full = fit(workdir, tiny_bert, "full")
+    lora = fit(workdir, tiny_bert, "lora", "--config", str(ROOT / "configs/overlays/lora.yaml"))
+    return workdir, {"full": full, "lora": lora}
+
+
+def events_of(cli) -> EventAccumulator:
+    events = EventAccumulator(cli.trainer.log_dir, size_guidance={"scalars": 0, "images": 0})
+    events.Reload()
+    return events
+
+
+def test_event_files_hold_the_story(runs):
+    for cli in runs[1].values():
+        events = events_of(cli)
+        tags = set(events.Tags()["scalars"])
+        assert {"train/loss", "train/grad_norm", "val/loss", "val/acc", "val/f1", "test/acc",
+                "test/f1", "throughput/samples_per_sec", "throughput/real_tokens_per_sec",
+                "throughput/padding_fraction", "time/epoch_s", "params/total",
+                "params/trainable"} <= tags
+        assert any(t.startswith("lr") for t in tags)
+        padding = [e.value for e in events.Scalars("throughput/padding_fraction")]
+        assert all(0 <= p < 1 for p in padding) and any(p > 0 for p in padding)
+        assert len(events.Images("val/confusion_matrix")) == 4  # 2 epochs x 2 validations
+
+
+def test_hparams_hold_the_knobs_and_the_real_best_val_acc(runs):
+    for kind, cli in runs[1].items():
+        events = events_of(cli)
+        content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+        hparams = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
+        assert hparams["lora_r"].number_value == (8 if kind == "lora" else 0)
+        assert hparams["backbone"].string_value == cli.model.hparams.backbone
+        best = max(e.value for e in events.Scalars("val/acc"))
+        assert events.Scalars("hp/best_val_acc")[-1].value == pytest.approx(best)
+        assert events.Scalars("hp/test_acc")[-1].value == pytest.approx(events.Scalars("test/acc")[-1].value)
+        trainable = events.Scalars("hp/trainable_params")[-1].value
+        assert (trainable < 0.2 * events.Scalars("params/total")[-1].value) == (kind == "lora")
+
+
+def test_compare_writes_a_table_of_the_runs_and_a_png(runs):
+    workdir, clis = runs
+    report = compare(workdir / "logs", workdir)
+    assert [r.name for r in report] == ["full/version_0", "lora/version_0"]
+    table = (workdir / "report.md").read_text().splitlines()
+    assert len(table) == 4
+    assert "| full |" in table[2] and "| LoRA r=8 |" in table[3]
+    for row, cli in zip(report, clis.values()):
+        events = events_of(cli)
+        assert row.best_val == pytest.approx(max(e.value for e in events.Scalars("val/acc")))
+        assert row.trainable_params == int(events.Scalars("params/trainable")[-1].value)
+    assert report[0].checkpoint_mb > 5 * report[1].checkpoint_mb
+    with Image.open(workdir / "report.png") as image:
+        assert image.size[0] > 500 and image.size[1] > 300
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".jsonl"])
+def test_predict_writes_labels_and_probabilities(runs, tmp_path, suffix):
+    workdir, clis = runs
+    run_dir = Path(clis["full"].trainer.log_dir)
+    texts = ["the movie was brilliant.", "the plot was not clever.", "a friend recommended it."]
+    source = tmp_path / f"texts{suffix}"
+    source.write_text("\n".join(texts if suffix == ".txt" else [json.dumps({"text": t}) for t in texts]) + "\n")
+    cli = main([
+        "predict", "--config", str(ROOT / "configs" / "quickstart.yaml"),
+        "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt"),
+        "--data.predict_file", str(source), "--data.cache_dir", str(workdir / "cache"),
+        "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"),
+    ])
+    with open(Path(cli.trainer.log_dir) / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["text"] for r in rows] == texts
+    assert all(r["label"] in {"neg", "pos"} for r in rows)
+    for r in rows:
+        probs = {"neg": float(r["prob_neg"]), "pos": float(r["prob_pos"])}
+        assert sum(probs.values()) == pytest.approx(1, abs=1e-5)
+        assert r["label"] == max(probs, key=probs.get)
+
+
+def test_predict_from_an_exported_model_directory(runs, tmp_path):
+    workdir, clis = runs
+    export = Path(clis["full"].trainer.log_dir) / "hf_model"
+    source = tmp_path / "texts.txt"
+    source.write_text("the ending was superb.\nthe cast was dull.\n")
+    cli = main([
+        "predict", "--config", str(ROOT / "configs" / "quickstart.yaml"),
+        "--model.backbone", str(export), "--data.predict_file", str(source),
+        "--data.cache_dir", str(workdir / "cache"),
+        "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"),
+    ])
+    with open(Path(cli.trainer.log_dir) / "predictions.csv") as f:
+        assert len(list(csv.DictReader(f))) == 2
