@@ -71,6 +71,9 @@ class TextClassificationDataModule(LightningDataModule):
         self.tokenizer_name = tokenizer
         self.label_names = list(label_names)
         self.tokenizer = load_tokenizer(tokenizer)
+        if max_length > self.tokenizer.model_max_length:
+            raise UserError(f"max_length={max_length} exceeds the {self.tokenizer.model_max_length}-token "
+                            f"limit of backbone '{tokenizer}'")
         self.collator = DataCollatorWithPadding(self.tokenizer, pad_to_multiple_of=8)
         self.splits: DatasetDict | None = None
         self.predict_texts: list[str] = []

@@ -96,8 +96,8 @@ class MaskedLMDataModule(LightningDataModule):
         self.save_hyperparameters()
         self.tokenizer = load_tokenizer(tokenizer)
         if block_size > self.tokenizer.model_max_length:
-            raise UserError(f"block_size={block_size} exceeds the tokenizer's limit of "
-                            f"{self.tokenizer.model_max_length} tokens")
+            raise UserError(f"block_size={block_size} exceeds the {self.tokenizer.model_max_length}-token "
+                            f"limit of backbone '{tokenizer}'")
         self.collator = self.masking_collator(seed=None)
         self.splits: DatasetDict | None = None
 

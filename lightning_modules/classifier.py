@@ -11,15 +11,27 @@ from torchmetrics.classification import (
     MulticlassConfusionMatrix,
     MulticlassF1Score,
 )
-from transformers import AutoModelForSequenceClassification
+from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from lightning_modules import adapters
 from lightning_modules.adapters import LoraSettings
 from lightning_modules.backbone import from_pretrained
 from lightning_modules.encoder import EncoderModule
+from lightning_modules.errors import UserError
 from lightning_modules.figures import confusion_matrix_figure
 
 log = logging.getLogger(__name__)
+
+
+def check_head(backbone: str, label_names: list[str]) -> None:
+    """A backbone that already is a classifier must have the data's number of classes."""
+    config = from_pretrained(AutoConfig, backbone, "model config")
+    trained_for = [a for a in config.architectures or [] if a.endswith("ForSequenceClassification")]
+    if trained_for and config.num_labels != len(label_names):
+        raise UserError(
+            f"backbone '{backbone}' is a classifier for {config.num_labels} labels "
+            f"{list(config.id2label.values())}, but the data has {len(label_names)}: {label_names}"
+        )
 
 
 class SequenceClassifier(EncoderModule):
@@ -52,6 +64,7 @@ class SequenceClassifier(EncoderModule):
         self.save_hyperparameters()
         self.label_names = list(label_names)
         num_labels = len(self.label_names)
+        check_head(backbone, self.label_names)
         model, loading = from_pretrained(
             AutoModelForSequenceClassification, backbone, "model",
             num_labels=num_labels,

@@ -43,6 +43,16 @@ class EncoderModule(LightningModule):
             self.logger.log_metrics({"params/total": total, "params/trainable": trainable,
                                      "params/trainable_fraction": trainable / total}, step=0)
 
+    def on_before_backward(self, loss: torch.Tensor) -> None:
+        """Stop at the first non-finite loss, before it reaches the weights or a checkpoint."""
+        if not torch.isfinite(loss):
+            raise UserError(
+                f"the training loss is {loss.item()} at step {self.trainer.global_step} (epoch "
+                f"{self.current_epoch}); the last good checkpoint is kept. Usual "
+                "fixes: --trainer.precision bf16-mixed instead of 16-mixed, a lower "
+                "--model.learning_rate, --trainer.gradient_clip_val 1.0"
+            )
+
     def on_before_optimizer_step(self, optimizer) -> None:
         """Log the gradient norm (already unscaled under mixed precision) every logging step."""
         if self.trainer.global_step % self.trainer.log_every_n_steps == 0:

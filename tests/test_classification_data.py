@@ -131,3 +131,8 @@ def test_real_ag_news_csv(tiny_bert, shared_data):
     assert dm.num_labels == 4
     assert len(dm.splits["validation"]) == 1043  # 10% of the 10,429 rows, stratified
     assert set(dm.splits["test"]["labels"]) == {0, 1, 2, 3}
+
+
+def test_max_length_above_the_backbone_limit_is_named(tiny_bert, tmp_path):
+    with pytest.raises(UserError, match=r"max_length=512 exceeds the 128-token limit of backbone"):
+        make_dm(tiny_bert, write_rows(tmp_path / "data", balanced_rows()), max_length=512)
