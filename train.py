@@ -44,10 +44,27 @@ class CLI(LightningCLI):
         trainer.logger.save()
 
     def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if self.subcommand == "fit" and config.ckpt_path:
+            self.resume_in_run_folder(config)
+        if not torch.cuda.is_available():
+            self.fall_back_to_cpu(config.trainer)
+
+    @staticmethod
+    def resume_in_run_folder(config) -> None:
+        """`fit --ckpt_path <run>/checkpoints/last.ckpt` goes on logging into `<run>`, so a resumed
+        run keeps one folder, one set of TensorBoard curves and one checkpoint directory."""
+        ckpt = Path(config.ckpt_path)
+        run_dir = ckpt.parent.parent
+        logger = config.trainer.logger
+        if ckpt.parent.name == "checkpoints" and (run_dir / "config.yaml").is_file() and logger:
+            logger.init_args.save_dir = str(run_dir.parent)
+            logger.init_args.name = ""
+            logger.init_args.version = run_dir.name
+
+    @staticmethod
+    def fall_back_to_cpu(trainer) -> None:
         """Where CUDA is absent, run a GPU config on the CPU with one warning instead of failing."""
-        if torch.cuda.is_available():
-            return
-        trainer = self.config[self.subcommand].trainer if self.subcommand else self.config.trainer
         changed = []
         if trainer.accelerator in ("gpu", "cuda"):
             trainer.accelerator = "cpu"

@@ -3,7 +3,6 @@
 import logging
 from pathlib import Path
 
-import torch
 from datasets import ClassLabel, Dataset, DatasetDict
 from lightning import LightningDataModule
 from torch.utils.data import DataLoader
@@ -11,6 +10,7 @@ from transformers import DataCollatorWithPadding
 
 from datamodules import sources
 from datamodules.cache import cache_key, load_cached, save_atomically, tokenizer_identity
+from datamodules.loading import make_loader
 from lightning_modules.backbone import load_tokenizer
 from lightning_modules.errors import UserError
 
@@ -190,12 +190,7 @@ class TextClassificationDataModule(LightningDataModule):
     def loader(self, split: str, shuffle: bool) -> DataLoader:
         hp = self.hparams
         batch_size = hp.batch_size if split == "train" else (hp.eval_batch_size or 2 * hp.batch_size)
-        generator = torch.Generator().manual_seed(hp.seed)
-        return DataLoader(
-            self.splits[split], batch_size=batch_size, shuffle=shuffle, collate_fn=self.collator,
-            num_workers=hp.num_workers, persistent_workers=hp.num_workers > 0,
-            pin_memory=torch.cuda.is_available(), generator=generator if shuffle else None,
-        )
+        return make_loader(self.splits[split], batch_size, shuffle, self.collator, hp.num_workers, hp.seed)
 
     def train_dataloader(self) -> DataLoader:
         return self.loader("train", shuffle=True)

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import torch
 from datasets import Dataset, DatasetDict, concatenate_datasets
 from lightning import LightningDataModule
 from torch.utils.data import DataLoader
@@ -19,6 +18,7 @@ from transformers import DataCollatorForLanguageModeling, default_data_collator
 
 from datamodules import sources
 from datamodules.cache import cache_key, load_cached, save_atomically, tokenizer_identity
+from datamodules.loading import make_loader
 from lightning_modules.backbone import load_tokenizer
 from lightning_modules.errors import UserError
 
@@ -197,16 +197,9 @@ class MaskedLMDataModule(LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         hp = self.hparams
-        return DataLoader(
-            self.splits["train"], batch_size=hp.batch_size, shuffle=True, collate_fn=self.collator,
-            num_workers=hp.num_workers, persistent_workers=hp.num_workers > 0,
-            pin_memory=torch.cuda.is_available(), generator=torch.Generator().manual_seed(hp.seed),
-        )
+        return make_loader(self.splits["train"], hp.batch_size, True, self.collator, hp.num_workers, hp.seed)
 
     def val_dataloader(self) -> DataLoader:
         hp = self.hparams
-        return DataLoader(
-            self.splits["validation"], batch_size=2 * hp.batch_size, collate_fn=default_data_collator,
-            num_workers=hp.num_workers, persistent_workers=hp.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
-        )
+        return make_loader(self.splits["validation"], 2 * hp.batch_size, False,
+                           default_data_collator, hp.num_workers, hp.seed)

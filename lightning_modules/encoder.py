@@ -1,7 +1,9 @@
 """What every task module shares: optimizer, parameter report, and checkpoints of what trains."""
 
 import logging
+import random
 
+import numpy as np
 import torch
 from lightning import LightningModule
 from torch import nn
@@ -16,6 +18,26 @@ def parameter_counts(model: nn.Module) -> tuple[int, int]:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return total, trainable
+
+
+def rng_states() -> dict:
+    """Every RNG that training draws from (dropout, masking), in types `weights_only` loads."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    states = {"torch": torch.get_rng_state(), "python": random.getstate(),
+              "numpy": [kind, torch.from_numpy(keys.copy()), pos, has_gauss, cached]}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict) -> None:
+    """So a resumed run draws the same dropout and masks as an uninterrupted one."""
+    torch.set_rng_state(states["torch"])
+    random.setstate(states["python"])
+    kind, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, keys.numpy(), pos, has_gauss, cached))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 class EncoderModule(LightningModule):
@@ -61,6 +83,7 @@ class EncoderModule(LightningModule):
                 self.log("train/grad_norm", torch.nn.utils.get_total_norm(grads))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["rng_states"] = rng_states()
         if self.partly_frozen:
             keep = self.trainable_state_keys()
             checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
@@ -75,9 +98,11 @@ class EncoderModule(LightningModule):
             raise UserError(f"checkpoint does not fit this model ({'unexpected' if unknown else 'missing'} "
                             f"weight '{bad}'); was it saved with another backbone, task or LoRA setting?")
         self.strict_loading = saved == set(self.state_dict())
+        if "rng_states" in checkpoint:
+            restore_rng_states(checkpoint["rng_states"])
 
     def configure_optimizers(self):
         hp = self.hparams
         return adamw_with_warmup(self.model, hp.learning_rate, hp.weight_decay, hp.warmup_ratio,
-                                 int(self.trainer.estimated_stepping_batches))
+                                 lambda: int(self.trainer.estimated_stepping_batches))
 

@@ -1,8 +1,10 @@
 """AdamW with the BERT recipe: no weight decay on biases and LayerNorm, warmup then linear decay."""
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
-from transformers import get_linear_schedule_with_warmup
+from torch.optim.lr_scheduler import LambdaLR
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -22,20 +24,43 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
+def linear_warmup_decay(warmup_ratio: float, total_steps: Callable[[], int]) -> Callable[[int], float]:
+    """The factor of transformers' linear schedule (0 -> 1 over the warmup, then -> 0 at the end).
+
+    The step count is asked for at the first optimizer step, not when the scheduler is built:
+    Lightning counts steps by building the training loader, and building it inside
+    `configure_optimizers`, before a checkpoint is restored, would lose a mid-epoch resume's
+    position in the data.
+    """
+    known: list[int] = []
+
+    def factor(step: int) -> float:
+        if step == 0:
+            return 0.0 if warmup_ratio > 0 else 1.0
+        if not known:
+            known.append(total_steps())
+        total = known[0]
+        warmup = int(warmup_ratio * total)
+        if step < warmup:
+            return step / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return factor
+
+
 def adamw_with_warmup(
     model: nn.Module,
     learning_rate: float,
     weight_decay: float,
     warmup_ratio: float,
-    total_steps: int,
+    total_steps: Callable[[], int],
 ):
     """The optimizer and a per-step scheduler in the dict form Lightning expects."""
     fused = next(model.parameters()).is_cuda
     optimizer = torch.optim.AdamW(
         parameter_groups(model, weight_decay), lr=learning_rate, fused=fused or None
     )
-    warmup = int(warmup_ratio * total_steps)
-    scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
+    scheduler = LambdaLR(optimizer, linear_warmup_decay(warmup_ratio, total_steps))
     return {
         "optimizer": optimizer,
         "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "lr"},

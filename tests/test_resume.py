@@ -1,0 +1,106 @@
+"""Crash and resume: a run killed with SIGKILL mid-epoch, resumed from last.ckpt, ends with the
+same weights and step count as a run never interrupted; checkpoints are written atomically."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from lightning import Callback
+
+from lightning_modules.checkpoint_io import AtomicCheckpointIO
+from tests.conftest import ROOT
+
+STEPS_PER_EPOCH = 36  # 320 generated reviews, 10% held out, batch 8
+
+
+class Pause(Callback):
+    """Slows each step a little, so the test can kill the run in the middle of an epoch."""
+
+    def __init__(self, seconds: float = 0.1):
+        self.seconds = seconds
+
+    def on_train_batch_end(self, *args) -> None:
+        time.sleep(self.seconds)
+
+
+CALLBACKS = """
+trainer:
+  callbacks:
+    - class_path: lightning.pytorch.callbacks.ModelCheckpoint
+      init_args: {monitor: val/acc, mode: max, save_last: true, enable_version_counter: false}
+    - class_path: lightning.pytorch.callbacks.ModelCheckpoint
+      init_args: {every_n_train_steps: 4, save_top_k: 0, save_last: true, enable_version_counter: false}
+    - class_path: tests.test_resume.Pause
+"""
+
+
+def command(workdir: Path, name: str, *extra: str) -> list[str]:
+    (workdir / "callbacks.yaml").write_text(CALLBACKS)
+    return [sys.executable, str(ROOT / "train.py"), "fit",
+            "--config", str(ROOT / "configs" / "quickstart.yaml"),
+            "--config", str(workdir / "callbacks.yaml"),
+            "--model.backbone", os.environ["TINY_BERT"], "--model.learning_rate", "1e-3",
+            "--data.num_train", "320", "--data.num_test", "32", "--data.batch_size", "8",
+            "--data.cache_dir", str(workdir / "cache"), "--test_after_fit", "false",
+            "--trainer.max_epochs", "2", "--trainer.val_check_interval", "1.0",
+            "--trainer.logger.init_args.save_dir", str(workdir / "logs"),
+            "--trainer.logger.init_args.name", name, *extra]
+
+
+def run(cmd: list[str], **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kwargs)
+
+
+def finished(process: subprocess.Popen) -> None:
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr.decode()[-3000:]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tiny_bert, tmp_path, monkeypatch):
+    monkeypatch.setenv("TINY_BERT", tiny_bert)
+    finished(run(command(tmp_path, "straight")))
+
+    crashed = run(command(tmp_path, "crashed"))
+    last = tmp_path / "logs" / "crashed" / "version_0" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and crashed.poll() is None:
+        if last.exists() and torch.load(last, weights_only=True)["global_step"] >= 8:
+            break
+        time.sleep(0.05)
+    os.kill(crashed.pid, signal.SIGKILL)
+    crashed.wait()
+    killed_at = torch.load(last, weights_only=True)
+    assert killed_at["epoch"] == 0 and 0 < killed_at["global_step"] < STEPS_PER_EPOCH
+
+    finished(run(command(tmp_path, "crashed", "--ckpt_path", str(last))))
+
+    straight = torch.load(tmp_path / "logs/straight/version_0/checkpoints/last.ckpt", weights_only=True)
+    resumed = torch.load(last, weights_only=True)
+    assert resumed["global_step"] == straight["global_step"] == 2 * STEPS_PER_EPOCH
+    assert resumed["state_dict"].keys() == straight["state_dict"].keys()
+    for key, value in straight["state_dict"].items():
+        torch.testing.assert_close(resumed["state_dict"][key], value, rtol=0, atol=1e-6, msg=key)
+    assert not list((tmp_path / "logs" / "crashed").glob("version_1"))  # resumed in its own folder
+    assert not list(last.parent.glob("last-v*.ckpt"))
+
+
+def test_interrupted_checkpoint_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
+    io = AtomicCheckpointIO()
+    target = tmp_path / "last.ckpt"
+    io.save_checkpoint({"global_step": 1}, target)
+
+    def torn_write(checkpoint, path):
+        Path(path).write_bytes(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("lightning.fabric.plugins.io.torch_io._atomic_save", torn_write)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"global_step": 2}, target)
+    assert torch.load(target, weights_only=True) == {"global_step": 1}
