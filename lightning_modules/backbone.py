@@ -81,4 +81,9 @@ def from_pretrained(loader, name: str, what: str, **options):
 
 
 def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
-    return from_pretrained(AutoTokenizer, name, "tokenizer")
+    tokenizer = from_pretrained(AutoTokenizer, name, "tokenizer")
+    # transformers 5 builds an empty tokenizer, every word [UNK], when the files are missing
+    if len(tokenizer) <= len(tokenizer.all_special_tokens):
+        raise UserError(f"cannot load tokenizer from '{name}': it has no vocabulary "
+                        "(no tokenizer.json or vocab.txt)")
+    return tokenizer

@@ -90,14 +90,19 @@ class EncoderModule(LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Allow checkpoints without frozen weights, but refuse ones that do not fit this model."""
-        saved = set(checkpoint["state_dict"])
-        unknown = sorted(saved - set(self.state_dict()))
-        missing = sorted(self.trainable_state_keys() - saved)
-        if unknown or missing:
-            bad = unknown[0] if unknown else missing[0]
-            raise UserError(f"checkpoint does not fit this model ({'unexpected' if unknown else 'missing'} "
-                            f"weight '{bad}'); was it saved with another backbone, task or LoRA setting?")
-        self.strict_loading = saved == set(self.state_dict())
+        saved = checkpoint["state_dict"]
+        own = self.state_dict()
+        unknown = sorted(set(saved) - set(own))
+        missing = sorted(self.trainable_state_keys() - set(saved))
+        resized = sorted(k for k in set(saved) & set(own) if saved[k].shape != own[k].shape)
+        if unknown or missing or resized:
+            problem = (f"unexpected weight '{unknown[0]}'" if unknown else
+                       f"missing weight '{missing[0]}'" if missing else
+                       f"weight '{resized[0]}' has shape {tuple(saved[resized[0]].shape)}, "
+                       f"this model {tuple(own[resized[0]].shape)}")
+            raise UserError(f"checkpoint does not fit this model ({problem}); was it saved with "
+                            "another backbone, task, label set or LoRA setting?")
+        self.strict_loading = set(saved) == set(own)
         if "rng_states" in checkpoint:
             restore_rng_states(checkpoint["rng_states"])
 

@@ -40,3 +40,12 @@ def test_classifier_backbone_with_another_label_count_is_named(tiny_bert, tmp_pa
     with pytest.raises(UserError, match=r"is a classifier for 4 labels \['World', 'Sports', 'Business', "
                        r"'Sci/Tech'\], but the data has 2: \['neg', 'pos'\]"):
         SequenceClassifier(str(tmp_path), ["neg", "pos"])
+
+
+def test_checkpoint_with_another_label_set_is_named(tiny_bert):
+    four = SequenceClassifier(tiny_bert, ["World", "Sports", "Business", "Sci/Tech"])
+    two = SequenceClassifier(tiny_bert, ["neg", "pos"])
+    checkpoint = {"state_dict": four.state_dict()}
+    with pytest.raises(UserError, match=r"weight 'model.classifier.bias' has shape \(4,\), "
+                       r"this model \(2,\); was it saved with another backbone, task, label set"):
+        two.on_load_checkpoint(checkpoint)
