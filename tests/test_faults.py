@@ -47,5 +47,5 @@ def test_checkpoint_with_another_label_set_is_named(tiny_bert):
     two = SequenceClassifier(tiny_bert, ["neg", "pos"])
     checkpoint = {"state_dict": four.state_dict()}
     with pytest.raises(UserError, match=r"weight 'model.classifier.bias' has shape \(4,\), "
-                       r"this model \(2,\); was it saved with another backbone, task, label set"):
+                       r"this model \(2,\)\); was it saved with another backbone, task, label set"):
         two.on_load_checkpoint(checkpoint)
