@@ -21,6 +21,7 @@ DEFAULTS = ROOT / "configs" / "defaults.yaml"
 class CLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("model.init_args.backbone", "data.init_args.tokenizer")
+        parser.link_arguments("model.init_args.trust_remote_code", "data.init_args.trust_remote_code")
         parser.link_arguments("data.label_names", "model.init_args.label_names",
                               apply_on="instantiate")
         parser.add_argument("--test_after_fit", type=bool, default=True,

@@ -38,6 +38,7 @@ class TextClassificationDataModule(LightningDataModule):
         cache_dir: where tokenized datasets are kept between runs.
         predict_file: texts for `predict` (`.txt`, one per line, or a JSONL / CSV / Parquet file
             with `text_fields`); without it, `predict` runs on the test split.
+        trust_remote_code: run the tokenizer code a hub repository ships (linked from the model).
     """
 
     def __init__(
@@ -58,6 +59,7 @@ class TextClassificationDataModule(LightningDataModule):
         num_workers: int = 2,
         seed: int = 42,
         cache_dir: str = ".cache/tokenized",
+        trust_remote_code: bool = False,
         predict_file: str | None = None,
     ):
         super().__init__()
@@ -70,7 +72,7 @@ class TextClassificationDataModule(LightningDataModule):
         self.save_hyperparameters()
         self.tokenizer_name = tokenizer
         self.label_names = list(label_names)
-        self.tokenizer = load_tokenizer(tokenizer)
+        self.tokenizer = load_tokenizer(tokenizer, trust_remote_code)
         if max_length > self.tokenizer.model_max_length:
             raise UserError(f"max_length={max_length} exceeds the {self.tokenizer.model_max_length}-token "
                             f"limit of backbone '{tokenizer}'")

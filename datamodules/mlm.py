@@ -67,6 +67,7 @@ class MaskedLMDataModule(LightningDataModule):
         num_workers: DataLoader worker processes.
         seed: seeds the split, the subsets, the shuffling and the validation masks.
         cache_dir: where tokenized blocks are kept between runs.
+        trust_remote_code: run the tokenizer code a hub repository ships (linked from the model).
     """
 
     def __init__(
@@ -87,6 +88,7 @@ class MaskedLMDataModule(LightningDataModule):
         num_workers: int = 2,
         seed: int = 42,
         cache_dir: str = ".cache/tokenized",
+        trust_remote_code: bool = False,
     ):
         super().__init__()
         if not 0.0 < mlm_probability < 1.0:
@@ -94,7 +96,7 @@ class MaskedLMDataModule(LightningDataModule):
         if data_dir is not None and not Path(data_dir).expanduser().is_dir():
             raise UserError(f"data_dir '{data_dir}' does not exist or is not a folder")
         self.save_hyperparameters()
-        self.tokenizer = load_tokenizer(tokenizer)
+        self.tokenizer = load_tokenizer(tokenizer, trust_remote_code)
         if block_size > self.tokenizer.model_max_length:
             raise UserError(f"block_size={block_size} exceeds the {self.tokenizer.model_max_length}-token "
                             f"limit of backbone '{tokenizer}'")

@@ -57,6 +57,14 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     return True
 
 
+def first_line(err: Exception) -> str:
+    """The library's message cut to one line, with the way out when it asks for remote code."""
+    message = str(err).strip().splitlines()[0]
+    if "trust_remote_code" in str(err):
+        message += " Set --model.trust_remote_code true only if you trust that code."
+    return message
+
+
 def from_pretrained(loader, name: str, what: str, **options):
     """Call `loader.from_pretrained`, local cache first, then the hub; fail in one clear line."""
     source = resolve_backbone(name)
@@ -64,7 +72,7 @@ def from_pretrained(loader, name: str, what: str, **options):
         try:
             return loader.from_pretrained(source, **options)
         except (OSError, ValueError) as err:
-            raise UserError(f"cannot load {what} from '{name}': {str(err).splitlines()[0]}") from None
+            raise UserError(f"cannot load {what} from '{name}': {first_line(err)}") from None
     try:
         return loader.from_pretrained(source, local_files_only=True, **options)
     except OSError:
@@ -76,12 +84,12 @@ def from_pretrained(loader, name: str, what: str, **options):
             ) from None
     try:
         return loader.from_pretrained(source, **options)
-    except OSError as err:
-        raise UserError(f"cannot load {what} '{name}': {str(err).splitlines()[0]}") from None
+    except (OSError, ValueError) as err:
+        raise UserError(f"cannot load {what} '{name}': {first_line(err)}") from None
 
 
-def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
-    tokenizer = from_pretrained(AutoTokenizer, name, "tokenizer")
+def load_tokenizer(name: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
+    tokenizer = from_pretrained(AutoTokenizer, name, "tokenizer", trust_remote_code=trust_remote_code)
     # transformers 5 builds an empty tokenizer, every word [UNK], when the files are missing
     if len(tokenizer) <= len(tokenizer.all_special_tokens):
         raise UserError(f"cannot load tokenizer from '{name}': it has no vocabulary "

@@ -23,9 +23,9 @@ from lightning_modules.figures import confusion_matrix_figure
 log = logging.getLogger(__name__)
 
 
-def check_head(backbone: str, label_names: list[str]) -> None:
+def check_head(backbone: str, label_names: list[str], trust_remote_code: bool) -> None:
     """A backbone that already is a classifier must have the data's number of classes."""
-    config = from_pretrained(AutoConfig, backbone, "model config")
+    config = from_pretrained(AutoConfig, backbone, "model config", trust_remote_code=trust_remote_code)
     trained_for = [a for a in config.architectures or [] if a.endswith("ForSequenceClassification")]
     if trained_for and config.num_labels != len(label_names):
         raise UserError(
@@ -47,6 +47,8 @@ class SequenceClassifier(EncoderModule):
         lora: LoRA adapter settings; None trains the whole backbone.
         freeze_embeddings: keep the embedding layer fixed.
         freeze_layers: keep the first N encoder layers fixed.
+        trust_remote_code: run model code shipped with the backbone; off, as it executes
+            whatever the repository contains.
     """
 
     def __init__(
@@ -59,18 +61,20 @@ class SequenceClassifier(EncoderModule):
         lora: LoraSettings | None = None,
         freeze_embeddings: bool = False,
         freeze_layers: int = 0,
+        trust_remote_code: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters()
         self.label_names = list(label_names)
         num_labels = len(self.label_names)
-        check_head(backbone, self.label_names)
+        check_head(backbone, self.label_names, trust_remote_code)
         model, loading = from_pretrained(
             AutoModelForSequenceClassification, backbone, "model",
             num_labels=num_labels,
             id2label=dict(enumerate(self.label_names)),
             label2id={name: i for i, name in enumerate(self.label_names)},
             output_loading_info=True,
+            trust_remote_code=trust_remote_code,
         )
         fresh = sorted({key.rsplit(".", 1)[0] for key in loading["missing_keys"]})
         if fresh:

@@ -24,6 +24,8 @@ class MaskedLanguageModel(EncoderModule):
         lora: LoRA adapter settings; None trains the whole backbone.
         freeze_embeddings: keep the embedding layer (and so the tied output projection) fixed.
         freeze_layers: keep the first N encoder layers fixed.
+        trust_remote_code: run model code shipped with the backbone; off, as it executes
+            whatever the repository contains.
     """
 
     def __init__(
@@ -35,10 +37,12 @@ class MaskedLanguageModel(EncoderModule):
         lora: LoraSettings | None = None,
         freeze_embeddings: bool = False,
         freeze_layers: int = 0,
+        trust_remote_code: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters()
-        model = from_pretrained(AutoModelForMaskedLM, backbone, "model").train()
+        model = from_pretrained(AutoModelForMaskedLM, backbone, "model",
+                                trust_remote_code=trust_remote_code).train()
         # The MLM head's output projection is tied to the embeddings, so it is not made a LoRA
         # `modules_to_save` copy: with LoRA the head stays as pretrained.
         self.model = adapters.prepare(model, lora, freeze_embeddings, freeze_layers, heads=[],

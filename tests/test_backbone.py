@@ -44,3 +44,26 @@ def test_folder_without_weights_is_named(tiny_bert, tmp_path):
     (tmp_path / "config.json").write_text(open(f"{tiny_bert}/config.json").read())
     with pytest.raises(UserError, match=f"cannot load model from '{tmp_path}'"):
         backbone.from_pretrained(AutoModel, str(tmp_path), "model")
+
+
+def test_remote_code_is_never_run_unless_asked(tiny_bert, tmp_path):
+    """A model folder that ships code: loading it must refuse, without importing that code."""
+    import json
+    import shutil
+
+    from transformers import AutoModel
+
+    folder = tmp_path / "with-code"
+    shutil.copytree(tiny_bert, folder)
+    marker = tmp_path / "code-ran"
+    (folder / "custom.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\n"
+        "from transformers import BertConfig\n"
+        "class CustomConfig(BertConfig):\n    model_type = 'custom-bert'\n")
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"] = {"AutoConfig": "custom.CustomConfig"}
+    config["model_type"] = "custom-bert"  # only the shipped code knows it
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UserError, match="trust_remote_code"):
+        backbone.from_pretrained(AutoModel, str(folder), "model")
+    assert not marker.exists()
