@@ -76,7 +76,8 @@ def cell(value, fmt: str) -> str:
 
 def markdown(runs: list[Run]) -> str:
     lines = [
-        "| run | backbone | method | trainable params | best val | test acc | epoch time (s) | peak GPU memory (MB) | checkpoint (MB) |",
+        "| run | backbone | method | trainable params | best val | test acc | epoch time (s) "
+        "| peak GPU memory (MB) | checkpoint (MB) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
@@ -108,7 +109,8 @@ def plot(runs: list[Run], path: Path) -> None:
 
 
 def compare(root: Path, out_dir: Path | None = None) -> list[Run]:
-    folders = sorted(p.parent for p in root.rglob("config.yaml") if list(p.parent.glob("events.out.tfevents.*")))
+    folders = sorted(p.parent for p in root.rglob("config.yaml")
+                     if list(p.parent.glob("events.out.tfevents.*")))
     if not folders:
         raise SystemExit(f"error: no runs (folders with config.yaml and TensorBoard events) under {root}")
     runs = [read_run(folder, root) for folder in folders]

@@ -15,7 +15,9 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, collate_fn, nu
     The loader's own generator only seeds worker processes, so iterating never draws from the
     global RNG that dropout and masking use.
     """
-    sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=seed) if shuffle else None
+    sampler = None
+    if shuffle:
+        sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=seed)
     return StatefulDataLoader(
         dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate_fn,
         num_workers=num_workers, persistent_workers=num_workers > 0,

@@ -32,7 +32,8 @@ def split_files(data_dir: Path) -> dict[str, Path]:
         if stem in SPLIT_NAMES and ext in FORMATS and path.is_file():
             split = SPLIT_NAMES[stem]
             if split in found:
-                raise UserError(f"two files for split '{split}' in {data_dir}: {found[split].name}, {path.name}")
+                raise UserError(f"two files for split '{split}' in {data_dir}: "
+                                f"{found[split].name}, {path.name}")
             found[split] = path
     return found
 
@@ -62,7 +63,8 @@ def read_utf8(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
-        raise UserError(f"{path} is not UTF-8 text (byte {err.start}: {err.object[err.start:err.start + 1]!r})") from None
+        bad = err.object[err.start:err.start + 1]
+        raise UserError(f"{path} is not UTF-8 text (byte {err.start}: {bad!r})") from None
 
 
 def is_ag_news_csv(path: Path) -> bool:

@@ -3,9 +3,9 @@
 import logging
 
 import torch
+from lightning.pytorch.loggers import TensorBoardLogger
 from peft import TaskType
 from torchmetrics import MetricCollection
-from lightning.pytorch.loggers import TensorBoardLogger
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassConfusionMatrix,

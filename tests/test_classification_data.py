@@ -101,7 +101,8 @@ def test_string_labels_map_to_ids_and_empty_texts_are_skipped(tiny_bert, tmp_pat
 def test_label_outside_known_classes_is_named(tiny_bert, tmp_path):
     rows = balanced_rows(20) + [{"text": "meh", "label": 7}]
     dm = make_dm(tiny_bert, write_rows(tmp_path / "data", rows))
-    with pytest.raises(UserError, match=r"label 7, outside the known classes: ids 0-1 or names \['neg', 'pos'\]"):
+    with pytest.raises(UserError,
+                       match=r"label 7, outside the known classes: ids 0-1 or names \['neg', 'pos'\]"):
         dm.prepare_data()
 
 

@@ -90,7 +90,8 @@ def test_predict_writes_labels_and_probabilities(runs, tmp_path, suffix):
     run_dir = Path(clis["full"].trainer.log_dir)
     texts = ["the movie was brilliant.", "the plot was not clever.", "a friend recommended it."]
     source = tmp_path / f"texts{suffix}"
-    source.write_text("\n".join(texts if suffix == ".txt" else [json.dumps({"text": t}) for t in texts]) + "\n")
+    lines = texts if suffix == ".txt" else [json.dumps({"text": t}) for t in texts]
+    source.write_text("\n".join(lines) + "\n")
     cli = main([
         "predict", "--config", str(ROOT / "configs" / "quickstart.yaml"),
         "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt"),
