@@ -192,7 +192,8 @@ class TextClassificationDataModule(LightningDataModule):
     def loader(self, split: str, shuffle: bool) -> DataLoader:
         hp = self.hparams
         batch_size = hp.batch_size if split == "train" else (hp.eval_batch_size or 2 * hp.batch_size)
-        return make_loader(self.splits[split], batch_size, shuffle, self.collator, hp.num_workers, hp.seed)
+        return make_loader(self.splits[split], batch_size, shuffle, self.collator, hp.num_workers,
+                           hp.seed, self.trainer)
 
     def train_dataloader(self) -> DataLoader:
         return self.loader("train", shuffle=True)

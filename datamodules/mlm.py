@@ -199,7 +199,8 @@ class MaskedLMDataModule(LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         hp = self.hparams
-        return make_loader(self.splits["train"], hp.batch_size, True, self.collator, hp.num_workers, hp.seed)
+        return make_loader(self.splits["train"], hp.batch_size, True, self.collator, hp.num_workers,
+                           hp.seed, self.trainer)
 
     def val_dataloader(self) -> DataLoader:
         hp = self.hparams

@@ -10,7 +10,6 @@ from pathlib import Path
 import torch
 from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
-from lightning.pytorch.utilities import rank_zero_only
 from peft import PeftModel
 
 log = logging.getLogger(__name__)
@@ -35,16 +34,19 @@ class HFExport(Callback):
         self.dirname = dirname
         self.adapter_dirname = adapter_dirname
 
-    @rank_zero_only
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.fast_dev_run:
             return
+        run_dir = Path(trainer.log_dir)  # a collective under DDP: every rank must ask
+        if trainer.is_global_zero:
+            self.export(trainer, pl_module, run_dir)
+
+    def export(self, trainer: Trainer, pl_module: LightningModule, run_dir: Path) -> None:
         model = copy.deepcopy(pl_module.model).cpu()
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if best:
             model.load_state_dict(module_state_from_checkpoint(best), strict=False)
         tokenizer = trainer.datamodule.tokenizer
-        run_dir = Path(trainer.log_dir)
         if isinstance(model, PeftModel):
             adapter_dir = run_dir / self.adapter_dirname
             model.save_pretrained(adapter_dir)
@@ -86,12 +88,12 @@ class TrainingMonitor(Callback):
         }
         if ids.is_cuda:
             metrics["memory/peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
-        pl_module.log_dict(metrics)
+        pl_module.log_dict(metrics, rank_zero_only=True)
         self.window_start = time.perf_counter()
         self.samples = self.real_tokens = self.tokens = 0
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        pl_module.log("time/epoch_s", time.perf_counter() - self.epoch_start)
+        pl_module.log("time/epoch_s", time.perf_counter() - self.epoch_start, rank_zero_only=True)
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -107,13 +109,13 @@ class PredictionWriter(BasePredictionWriter):
         self.output = output
 
     def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
+        path = Path(trainer.log_dir or ".") / self.output  # a collective under DDP: every rank asks
         if not trainer.is_global_zero:
             return
         texts = trainer.datamodule.predict_texts
         names = pl_module.label_names
         labels = [label for batch in predictions for label in batch["label"]]
         probs = torch.cat([batch["probs"] for batch in predictions]).tolist()
-        path = Path(trainer.log_dir or ".") / self.output
         path.parent.mkdir(parents=True, exist_ok=True)
         rows = [{"text": t, "label": y, **{f"prob_{n}": round(p, 6) for n, p in zip(names, ps)}}
                 for t, y, ps in zip(texts, labels, probs)]
