@@ -119,3 +119,20 @@ def test_bad_input_is_one_line_on_stderr(option, value, message):
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(message), result.stderr[-2000:]
     assert "Traceback" not in result.stderr
+
+
+OVERLAYS = sorted((ROOT / "configs" / "overlays").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: p.name)
+def test_every_overlay_stacks_on_a_config(overlay, capsys):
+    from train import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--config", str(ROOT / "configs" / "imdb" / "distilbert.yaml"),
+              "--config", str(overlay), "--print_config"])
+    assert done.value.code == 0
+    printed = capsys.readouterr().out
+    assert "class_path: datamodules.imdb.IMDBDataModule" in printed
+    if overlay.stem in ("ddp", "fsdp"):
+        assert "Strategy" in printed and "devices: -1" in printed
