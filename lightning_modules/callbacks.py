@@ -60,7 +60,7 @@ class HFExport(Callback):
 
 class TrainingMonitor(Callback):
     """Logs what a run costs: samples/s, real (non-pad) tokens/s, padding fraction, epoch time,
-    and peak GPU memory; every `log_every_n_steps` optimizer steps, measured over that window."""
+    and peak GPU memory; every `log_every_n_steps` batches, measured over that window."""
 
     def __init__(self):
         self.window_start = self.epoch_start = 0.0
