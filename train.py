@@ -27,6 +27,13 @@ class CLI(LightningCLI):
         parser.add_argument("--test_after_fit", type=bool, default=True,
                             help="after fit, test the best checkpoint and log it with the hparams")
 
+    def parse_arguments(self, parser, args) -> None:
+        """`fit --ckpt_path last` means the newest last.ckpt among this config's runs."""
+        super().parse_arguments(parser, args)
+        config = self.config.get("fit") if self.config.get("subcommand") == "fit" else None
+        if config is not None and config.ckpt_path == "last" and config.trainer.logger:
+            config.ckpt_path = str(newest_last_checkpoint(config.trainer.logger.init_args))
+
     def before_fit(self) -> None:
         self.fit_started = time.perf_counter()
 
@@ -81,6 +88,14 @@ class CLI(LightningCLI):
             changed.append("precision=32-true")
         if changed:
             rank_zero_warn(f"CUDA is not available: running with {', '.join(changed)}")
+
+
+def newest_last_checkpoint(logger_args) -> Path:
+    runs = Path(logger_args.save_dir) / (logger_args.name or "")
+    found = sorted(runs.glob("version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise UserError(f"--ckpt_path last: no {runs}/version_*/checkpoints/last.ckpt to resume from")
+    return found[-1]
 
 
 def main(args: list[str] | None = None, run: bool = True) -> CLI:

@@ -98,3 +98,20 @@ def test_misspelled_config_key_is_named_by_the_cli(tiny_bert, tmp_path):
                      "--model.backbone", tiny_bert, timeout=120)
     assert result.returncode == 2
     assert "learnin_rate" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_checkpoint_of_another_label_set_is_named(tiny_bert, tmp_path):
+    common = ["--config", QUICKSTART, "--model.backbone", tiny_bert, "--data.num_train", "64",
+              "--data.num_test", "16", "--data.cache_dir", str(tmp_path / "cache"),
+              "--test_after_fit", "false", "--trainer.max_epochs", "1",
+              "--trainer.logger.init_args.save_dir", str(tmp_path / "logs")]
+    three = run_cli("fit", *common, "--data.label_names", "[bad, okay, good]",
+                    "--trainer.logger.init_args.name", "three")
+    assert three.returncode == 0, three.stderr[-2000:]
+    checkpoint = tmp_path / "logs" / "three" / "version_0" / "checkpoints" / "last.ckpt"
+    result = run_cli("validate", *[a for a in common if a not in ("--test_after_fit", "false")],
+                     "--ckpt_path", str(checkpoint), timeout=120)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: checkpoint does not fit this model (weight 'model.classifier.bias' "
+                           "has shape (3,), this model (2,))"), result.stderr[-2000:]

@@ -104,3 +104,19 @@ def test_interrupted_checkpoint_write_leaves_the_old_file_intact(tmp_path, monke
     with pytest.raises(KeyboardInterrupt):
         io.save_checkpoint({"global_step": 2}, target)
     assert torch.load(target, weights_only=True) == {"global_step": 1}
+
+
+def test_ckpt_path_last_resumes_the_newest_run_in_its_folder(tiny_bert, tmp_path):
+    from train import main
+
+    def fit(epochs: int, *extra: str):
+        return main(["fit", "--config", str(ROOT / "configs" / "quickstart.yaml"),
+                     "--model.backbone", tiny_bert, "--data.num_train", "64", "--data.num_test", "16",
+                     "--data.cache_dir", str(tmp_path / "cache"), "--test_after_fit", "false",
+                     "--trainer.max_epochs", str(epochs), "--trainer.val_check_interval", "1.0",
+                     "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"), *extra])
+
+    first = fit(1)
+    resumed = fit(2, "--ckpt_path", "last")
+    assert resumed.trainer.log_dir == first.trainer.log_dir
+    assert resumed.trainer.global_step == 2 * first.trainer.global_step
