@@ -70,7 +70,6 @@ class TextClassificationDataModule(LightningDataModule):
         if data_dir is not None and not Path(data_dir).expanduser().is_dir():
             raise UserError(f"data_dir '{data_dir}' does not exist or is not a folder")
         self.save_hyperparameters()
-        self.tokenizer_name = tokenizer
         self.label_names = list(label_names)
         self.tokenizer = load_tokenizer(tokenizer, trust_remote_code)
         if max_length > self.tokenizer.model_max_length:
