@@ -62,6 +62,16 @@ def case_args(case: str, tmp_path, tiny_bert: str) -> tuple[list[str], str]:
             (folder / name).unlink(missing_ok=True)
         return ["--config", QUICKSTART, "--model.backbone", str(folder)], \
             f"error: cannot load tokenizer from '{folder}'"
+    if case == "classifier head of another size":
+        from transformers import AutoTokenizer
+
+        from lightning_modules.classifier import SequenceClassifier
+        folder = tmp_path / "four-labels"
+        classifier = SequenceClassifier(tiny_bert, ["World", "Sports", "Business", "Sci/Tech"])
+        classifier.model.save_pretrained(folder)
+        AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(folder)
+        return ["--config", QUICKSTART, "--model.backbone", str(folder)], \
+            f"error: backbone '{folder}' is a classifier for 4 labels"
     if case == "lora target matches nothing":
         return ["--config", QUICKSTART, "--model.backbone", tiny_bert, "--model.lora.target_modules",
                 "[qkv]"], "error: LoRA target 'qkv' matches no Linear module"
@@ -77,7 +87,7 @@ def case_args(case: str, tmp_path, tiny_bert: str) -> tuple[list[str], str]:
 CASES = ["missing path", "missing column", "label outside classes", "label of the wrong type",
          "not utf-8", "only empty texts", "unknown backbone offline", "model folder without weights",
          "model folder without tokenizer", "lora target matches nothing", "too many frozen layers",
-         "max_length above the limit"]
+         "max_length above the limit", "classifier head of another size"]
 
 
 @pytest.mark.parametrize("case", CASES)
