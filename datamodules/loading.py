@@ -5,9 +5,12 @@ from lightning import Trainer
 from torch.utils.data import Dataset, DistributedSampler
 from torchdata.stateful_dataloader import StatefulDataLoader
 
+from datamodules.buckets import BucketSampler
+
 
 def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, collate_fn, num_workers: int,
-                seed: int, trainer: Trainer | None = None) -> StatefulDataLoader:
+                seed: int, trainer: Trainer | None = None,
+                bucket_width: int | None = None) -> StatefulDataLoader:
     """A resumable loader: Lightning saves its position in every checkpoint.
 
     Shuffling uses a DistributedSampler over the trainer's processes (one without DDP): the order
@@ -15,10 +18,15 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, collate_fn, nu
     every world_size-th sample of the same permutation, so a run resumed mid-epoch, or spread
     over more GPUs, sees the data in a reproducible order. The loader's own generator only seeds
     worker processes, so iterating never draws from the global RNG that dropout and masking use.
+    With `bucket_width`, batches come from length buckets (`datamodules.buckets`), just as
+    reproducibly.
     """
     sampler = None
-    if shuffle:
-        replicas, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
+    replicas, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
+    if shuffle and bucket_width:
+        lengths = [len(ids) for ids in dataset["input_ids"]]
+        sampler = BucketSampler(dataset, lengths, batch_size, bucket_width, replicas, rank, seed)
+    elif shuffle:
         sampler = DistributedSampler(dataset, num_replicas=replicas, rank=rank, shuffle=True, seed=seed)
     return StatefulDataLoader(
         dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate_fn,
