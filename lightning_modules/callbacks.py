@@ -75,16 +75,16 @@ class TrainingMonitor(Callback):
         mask = batch.get("attention_mask")
         self.samples += ids.shape[0]
         self.tokens += ids.numel()
-        self.real_tokens += int(mask.sum()) if mask is not None else ids.numel()
+        # stays a device tensor between logging steps: reading it every batch would stall the GPU
+        self.real_tokens = self.real_tokens + (mask.sum() if mask is not None else ids.numel())
         if (batch_idx + 1) % trainer.log_every_n_steps:
             return
-        if ids.is_cuda:
-            torch.cuda.synchronize()
+        real_tokens = float(self.real_tokens)  # waits for the GPU, so the window's time is right
         seconds = time.perf_counter() - self.window_start
         metrics = {
             "throughput/samples_per_sec": self.samples / seconds,
-            "throughput/real_tokens_per_sec": self.real_tokens / seconds,
-            "throughput/padding_fraction": 1 - self.real_tokens / self.tokens,
+            "throughput/real_tokens_per_sec": real_tokens / seconds,
+            "throughput/padding_fraction": 1 - real_tokens / self.tokens,
         }
         if ids.is_cuda:
             metrics["memory/peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
