@@ -144,12 +144,8 @@ class TextClassificationDataModule(LightningDataModule):
     def to_text_label(self, ds: Dataset, split: str) -> Dataset:
         """Check columns and labels, join text fields, drop empty texts, label -> ClassLabel."""
         hp = self.hparams
-        missing = [c for c in [*hp.text_fields, hp.label_field] if c not in ds.column_names]
-        if missing:
-            raise UserError(
-                f"{split} data has no column {missing[0]!r}; columns are {ds.column_names} "
-                "(set --data.text_fields / --data.label_field)"
-            )
+        sources.require_columns(ds, [*hp.text_fields, hp.label_field], f"{split} data",
+                                "set --data.text_fields / --data.label_field")
         names = self.label_names
         raw_labels = ds[hp.label_field]
         bad = next((v for v in raw_labels if v not in names and not (
@@ -159,8 +155,7 @@ class TextClassificationDataModule(LightningDataModule):
                 f"{split} data has label {bad!r}, outside the known classes: "
                 f"ids 0-{len(names) - 1} or names {names}"
             )
-        texts = [" ".join(str(row[f] or "") for f in hp.text_fields)
-                 for row in ds.select_columns(hp.text_fields)]
+        texts = sources.joined_texts(ds, hp.text_fields)
         labels = [names.index(v) if isinstance(v, str) else v for v in raw_labels]
         keep = [i for i, t in enumerate(texts) if t.strip()]
         if len(keep) < len(texts):

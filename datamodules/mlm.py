@@ -142,15 +142,10 @@ class MaskedLMDataModule(LightningDataModule):
             raise UserError(f"the source has no split '{missing[0]}'; splits are {sorted(raw)} "
                             "(set --data.train_splits)")
         for name in {*hp.train_splits, hp.val_split} & set(raw):
-            absent = [c for c in hp.text_fields if c not in raw[name].column_names]
-            if absent:
-                raise UserError(f"{name} data has no column {absent[0]!r}; columns are "
-                                f"{raw[name].column_names} (set --data.text_fields)")
+            sources.require_columns(raw[name], hp.text_fields, f"{name} data", "set --data.text_fields")
 
         def joined(ds: Dataset) -> Dataset:
-            return ds.map(lambda b: {"text": [" ".join(str(t or "") for t in row) for row in
-                                              zip(*(b[f] for f in hp.text_fields))]},
-                          batched=True, remove_columns=ds.column_names)
+            return Dataset.from_dict({"text": sources.joined_texts(ds, hp.text_fields)})
 
         train = concatenate_datasets([joined(raw[s]) for s in hp.train_splits])
         if hp.val_split in raw:

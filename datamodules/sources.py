@@ -151,6 +151,17 @@ def fingerprint(data_dir: str) -> list:
     ]
 
 
+def require_columns(ds: Dataset, columns: list[str], where: str, hint: str) -> None:
+    missing = [c for c in columns if c not in ds.column_names]
+    if missing:
+        raise UserError(f"{where} has no column {missing[0]!r}; columns are {ds.column_names} ({hint})")
+
+
+def joined_texts(ds: Dataset, fields: list[str]) -> list[str]:
+    """Each row's `fields` joined with a space, an empty field as '' (AG News: title + description)."""
+    return [" ".join(str(value or "") for value in values) for values in zip(*(ds[f] for f in fields))]
+
+
 def read_texts(path: str, text_fields: list[str]) -> list[str]:
     """Texts to predict on: a `.txt` file (one text per line) or a JSONL / CSV / Parquet file
     whose `text_fields` columns are joined with a space."""
@@ -165,8 +176,5 @@ def read_texts(path: str, text_fields: list[str]) -> list[str]:
         with opener(file, "rt", encoding="utf-8") as f:
             return [line.rstrip("\n") for line in f if line.strip()]
     ds = datasets.load_dataset(FORMATS[ext], data_files=str(file), split="train")
-    missing = [c for c in text_fields if c not in ds.column_names]
-    if missing:
-        raise UserError(f"predict_file '{path}' has no column {missing[0]!r}; columns are "
-                        f"{ds.column_names} (set --data.text_fields)")
-    return [" ".join(str(row[f] or "") for f in text_fields) for row in ds.select_columns(text_fields)]
+    require_columns(ds, text_fields, f"predict_file '{path}'", "set --data.text_fields")
+    return joined_texts(ds, text_fields)
