@@ -13,9 +13,10 @@ from datasets import DatasetDict, load_from_disk
 CACHE_VERSION = 1
 
 
-def cache_key(parts: dict) -> str:
+def keyed_path(cache_dir: str, name: str, parts: dict) -> Path:
+    """`<cache_dir>/<name>-<hash of parts and the code version>`."""
     blob = json.dumps({"version": CACHE_VERSION, **parts}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return Path(cache_dir) / f"{name}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
 
 
 def tokenizer_identity(tokenizer) -> dict:
@@ -26,10 +27,10 @@ def tokenizer_identity(tokenizer) -> dict:
     return {"class": type(tokenizer).__name__, "spec": spec}
 
 
-def load_cached(path: Path) -> DatasetDict | None:
-    """The cached splits, memory-mapped, or None when this key was never written."""
+def load_cached(path: Path) -> DatasetDict:
+    """The cached splits, memory-mapped; `prepare_data` must have written them."""
     if not path.is_dir():
-        return None
+        raise RuntimeError(f"no tokenized data at {path}; prepare_data did not run")
     return load_from_disk(str(path))
 
 

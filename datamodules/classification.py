@@ -1,6 +1,7 @@
 """TextClassificationDataModule: raw text -> stratified splits -> tokenized once, cached -> batches."""
 
 import logging
+from functools import cached_property
 from pathlib import Path
 
 from datasets import ClassLabel, Dataset, DatasetDict
@@ -9,7 +10,7 @@ from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding
 
 from datamodules import sources
-from datamodules.cache import cache_key, load_cached, save_atomically, tokenizer_identity
+from datamodules.cache import keyed_path, load_cached, save_atomically, tokenizer_identity
 from datamodules.loading import make_loader
 from lightning_modules.backbone import load_tokenizer
 from lightning_modules.errors import UserError
@@ -89,26 +90,23 @@ class TextClassificationDataModule(LightningDataModule):
     # ---- where the raw text comes from; subclasses may override both ----
     def source_identity(self) -> dict:
         """What identifies the raw data in the cache key."""
-        hp = self.hparams
-        if hp.data_dir:
-            return {"files": sources.fingerprint(hp.data_dir)}
-        return {"dataset": hp.dataset}
+        return sources.identity(self.hparams.dataset, self.hparams.data_dir)
 
     def load_raw(self) -> DatasetDict:
         return sources.load_source(self.hparams.dataset, self.hparams.data_dir)
 
     # ---- preparation, run once (rank 0), result cached ----
-    @property
+    @cached_property
     def cache_path(self) -> Path:
+        """Computed once, so prepare_data and setup agree even if the data folder changes."""
         hp = self.hparams
-        key = cache_key({
+        return keyed_path(hp.cache_dir, type(self).__name__, {
             "source": self.source_identity(),
             "tokenizer": tokenizer_identity(self.tokenizer),
             "options": {k: hp[k] for k in (
                 "label_names", "text_fields", "label_field", "max_length", "val_fraction",
                 "limit_train_samples", "limit_val_samples", "limit_test_samples", "seed")},
         })
-        return Path(self.hparams.cache_dir) / f"{type(self).__name__}-{key}"
 
     def prepare_data(self) -> None:
         if self.hparams.predict_file and self.trainer is not None and self.trainer.predicting:
@@ -183,8 +181,6 @@ class TextClassificationDataModule(LightningDataModule):
             return
         if self.splits is None:
             self.splits = load_cached(self.cache_path)
-            if self.splits is None:
-                raise RuntimeError(f"no tokenized data at {self.cache_path}; prepare_data did not run")
 
     def loader(self, split: str, shuffle: bool) -> DataLoader:
         hp = self.hparams

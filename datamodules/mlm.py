@@ -6,6 +6,7 @@ across epochs and runs.
 """
 
 import logging
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from torch.utils.data import DataLoader
 from transformers import DataCollatorForLanguageModeling, default_data_collator
 
 from datamodules import sources
-from datamodules.cache import cache_key, load_cached, save_atomically, tokenizer_identity
+from datamodules.cache import keyed_path, load_cached, save_atomically, tokenizer_identity
 from datamodules.loading import make_loader
 from lightning_modules.backbone import load_tokenizer
 from lightning_modules.errors import UserError
@@ -109,17 +110,17 @@ class MaskedLMDataModule(LightningDataModule):
             whole_word_mask=self.hparams.whole_word_mask, seed=seed,
         )
 
-    @property
+    @cached_property
     def cache_path(self) -> Path:
+        """Computed once, so prepare_data and setup agree even if the data folder changes."""
         hp = self.hparams
-        source = {"files": sources.fingerprint(hp.data_dir)} if hp.data_dir else {"dataset": hp.dataset}
-        key = cache_key({
-            "source": source, "tokenizer": tokenizer_identity(self.tokenizer),
+        return keyed_path(hp.cache_dir, type(self).__name__, {
+            "source": sources.identity(hp.dataset, hp.data_dir),
+            "tokenizer": tokenizer_identity(self.tokenizer),
             "options": {k: hp[k] for k in (
                 "text_fields", "train_splits", "val_split", "val_fraction", "block_size",
                 "mlm_probability", "whole_word_mask", "limit_train_blocks", "limit_val_blocks", "seed")},
         })
-        return Path(hp.cache_dir) / f"{type(self).__name__}-{key}"
 
     def prepare_data(self) -> None:
         path = self.cache_path
@@ -189,8 +190,6 @@ class MaskedLMDataModule(LightningDataModule):
     def setup(self, stage: str) -> None:
         if self.splits is None:
             self.splits = load_cached(self.cache_path)
-            if self.splits is None:
-                raise RuntimeError(f"no tokenized data at {self.cache_path}; prepare_data did not run")
 
     def train_dataloader(self) -> DataLoader:
         hp = self.hparams

@@ -142,6 +142,11 @@ def load_source(dataset: str | None, data_dir: str | None) -> DatasetDict:
     raise UserError("no data source: set --data.data_dir (local files) or --data.dataset (hub id)")
 
 
+def identity(dataset: str | None, data_dir: str | None) -> dict:
+    """What identifies a source in a cache key: its files' names, sizes and times, or the hub id."""
+    return {"files": fingerprint(data_dir)} if data_dir else {"dataset": dataset}
+
+
 def fingerprint(data_dir: str) -> list:
     """Name, size and mtime of every file under a data folder: the cache key of local sources."""
     root = Path(data_dir).expanduser().resolve()
