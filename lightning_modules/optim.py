@@ -8,12 +8,17 @@ from torch.optim.lr_scheduler import LambdaLR
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Split trainable parameters: matrices decay, biases and normalisation weights do not."""
-    decay, no_decay = [], []
+    """Split trainable parameters: matrices decay, biases and normalisation weights do not.
+
+    A tied weight (the MLM output projection is the word-embedding matrix) is listed once: twice
+    would make AdamW update it twice per step.
+    """
+    decay, no_decay, seen = [], [], set()
     for module in model.modules():
         for name, param in module.named_parameters(recurse=False):
-            if not param.requires_grad:
+            if not param.requires_grad or id(param) in seen:
                 continue
+            seen.add(id(param))
             if name == "bias" or isinstance(module, nn.LayerNorm):
                 no_decay.append(param)
             else:

@@ -4,6 +4,7 @@ import torch
 from lightning import Trainer
 
 from lightning_modules.classifier import SequenceClassifier
+from lightning_modules.masked_lm import MaskedLanguageModel
 from lightning_modules.optim import parameter_groups
 
 
@@ -39,6 +40,14 @@ def test_no_weight_decay_on_bias_and_layernorm(tiny_bert):
                for p in decay["params"])
     assert len(decay["params"]) + len(no_decay["params"]) == len(names)
     assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
+
+
+def test_tied_mlm_weight_is_given_to_the_optimizer_once(tiny_bert):
+    module = MaskedLanguageModel(tiny_bert)
+    model = module.model
+    assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
+    listed = [id(p) for group in parameter_groups(model, 0.01) for p in group["params"]]
+    assert len(listed) == len(set(listed)) == len(list(model.parameters()))
 
 
 def test_schedule_warms_up_then_decays_per_optimizer_step(tiny_bert):
