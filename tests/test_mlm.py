@@ -11,7 +11,8 @@ from datamodules.mlm import MaskedLMDataModule
 from datamodules.synthetic import generate
 from lightning_modules.classifier import SequenceClassifier
 from lightning_modules.errors import UserError
-from lightning_modules.masked_lm import MaskedLanguageModel
+from lightning_modules.adapters import LoraSettings
+from lightning_modules.masked_lm import MaskedLanguageModel, split_head
 
 
 @pytest.fixture
@@ -135,3 +136,27 @@ def test_classifier_starts_from_the_mlm_export(trained, caplog):
     assert "has no weights for bert.pooler.dense, classifier: created fresh" in caplog.text
     mlm_weights = MaskedLanguageModel(str(export)).model.bert.embeddings.word_embeddings.weight
     assert torch.equal(module.model.bert.embeddings.word_embeddings.weight, mlm_weights)
+
+
+@pytest.mark.parametrize("arch,lora", [("bert", None), ("distilbert", None), ("bert", LoraSettings())])
+def test_head_at_masked_positions_only_matches_the_full_forward(arch, lora, request, corpus):
+    """Same loss and same gradients as Hugging Face's forward over every position."""
+    backbone = request.getfixturevalue(f"tiny_{arch}")
+    dm = make_dm(backbone, corpus)
+    batch = next(iter(dm.train_dataloader()))
+    module = MaskedLanguageModel(backbone=backbone, lora=lora)
+    module.model.eval()  # no dropout, so both passes compute the same function
+    assert split_head(module.model) is not None
+    trainable = [p for p in module.model.parameters() if p.requires_grad]
+
+    full = module.model(**batch).loss
+    full_grads = torch.autograd.grad(full, trainable)
+    logits, targets = module.masked_logits(batch)
+    sparse = torch.nn.functional.cross_entropy(logits, targets)
+    sparse_grads = torch.autograd.grad(sparse, trainable)
+
+    assert len(targets) == int((batch["labels"] != -100).sum()) > 0
+    assert logits.shape == (len(targets), len(dm.tokenizer))
+    torch.testing.assert_close(sparse, full, rtol=1e-5, atol=1e-6)
+    for a, b in zip(sparse_grads, full_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
