@@ -75,7 +75,7 @@ def encoder_layers(model: nn.Module) -> nn.ModuleList:
     for stack in (getattr(encoder, "encoder", None), getattr(encoder, "transformer", None)):
         if stack is not None and isinstance(getattr(stack, "layer", None), nn.ModuleList):
             return stack.layer
-    raise UserError(f"cannot find the encoder layers of a {type(encoder).__name__} to freeze")
+    raise UserError(f"cannot find the encoder layers of a {type(encoder).__name__} to freeze or compile")
 
 
 def freeze(model: nn.Module, embeddings: bool, layers: int) -> None:

@@ -49,6 +49,8 @@ class SequenceClassifier(EncoderModule):
         freeze_layers: keep the first N encoder layers fixed.
         trust_remote_code: run model code shipped with the backbone; off, as it executes
             whatever the repository contains.
+        compile: compile each encoder layer with `torch.compile` (see `EncoderModule`); pays
+            off on a GPU over a long run, best with `--data.bucket_width 64`.
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class SequenceClassifier(EncoderModule):
         freeze_embeddings: bool = False,
         freeze_layers: int = 0,
         trust_remote_code: bool = False,
+        compile: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters()

@@ -8,6 +8,7 @@ import torch
 from lightning import LightningModule
 from torch import nn
 
+from lightning_modules.adapters import encoder_layers
 from lightning_modules.errors import UserError
 from lightning_modules.optim import adamw_with_warmup
 
@@ -48,6 +49,15 @@ class EncoderModule(LightningModule):
     """
 
     model: nn.Module
+
+    def configure_model(self) -> None:
+        """With `compile`, each encoder layer is compiled in place (regional compilation): the
+        layers share one compiled graph per input shape, so compiling costs one layer's time,
+        not the whole model's, and weight names and checkpoints stay as they are. Shapes change
+        with every batch length; `data.bucket_width` bounds them to a few."""
+        if self.hparams.compile:
+            for layer in encoder_layers(self.model):
+                layer.compile()
 
     def trainable_state_keys(self) -> set[str]:
         return {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}

@@ -9,9 +9,9 @@ from transformers import pipeline
 
 from datamodules.mlm import MaskedLMDataModule
 from datamodules.synthetic import generate
+from lightning_modules.adapters import LoraSettings
 from lightning_modules.classifier import SequenceClassifier
 from lightning_modules.errors import UserError
-from lightning_modules.adapters import LoraSettings
 from lightning_modules.masked_lm import MaskedLanguageModel, split_head
 
 
