@@ -1,6 +1,8 @@
 """Hermetic fixtures: tiny random BERT / DistilBERT model folders with a small WordPiece vocab."""
 
+import json
 import os
+import shutil
 import string
 from pathlib import Path
 
@@ -68,6 +70,17 @@ def save_tiny(path: Path, arch: str) -> Path:
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> str:
     return str(save_tiny(tmp_path_factory.mktemp("tiny-bert"), "bert"))
+
+
+@pytest.fixture(scope="session")
+def no_dropout_bert(tiny_bert, tmp_path_factory) -> str:
+    """tiny_bert without dropout, for runs that must compute exactly the same update."""
+    folder = tmp_path_factory.mktemp("tiny-bert-no-dropout")
+    shutil.copytree(tiny_bert, folder, dirs_exist_ok=True)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    (folder / "config.json").write_text(json.dumps(config))
+    return str(folder)
 
 
 @pytest.fixture(scope="session")

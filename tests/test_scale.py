@@ -1,8 +1,6 @@
 """Scale-out and accumulation compute the update of one big batch: 2 DDP processes (gloo, CPU)
 of batch 8 and 2 accumulated micro-batches of 8 both give the gradient of one batch of 16."""
 
-import json
-import shutil
 import sys
 
 import pytest
@@ -24,16 +22,6 @@ class GradCapture(Callback):
             grads = {n: p.grad.detach().clone() for n, p in pl_module.named_parameters()
                      if p.grad is not None}
             torch.save(grads, self.path)
-
-
-@pytest.fixture(scope="module")
-def no_dropout_bert(tiny_bert, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-bert-no-dropout")
-    shutil.copytree(tiny_bert, folder, dirs_exist_ok=True)
-    config = json.loads((folder / "config.json").read_text())
-    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    (folder / "config.json").write_text(json.dumps(config))
-    return str(folder)
 
 
 def first_gradient(tmp_path, backbone: str, name: str, *extra: str) -> dict:

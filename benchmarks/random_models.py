@@ -1,0 +1,43 @@
+"""Random-weight models of the real architectures, saved as local Hugging Face folders.
+
+Throughput does not depend on the weights, so benchmarks need no download: the configs below
+are the published ones, and the tokenizer is the uncased BERT WordPiece vocabulary (30,522
+tokens) that bert-base-uncased, distilbert-base-uncased and the bundled all-MiniLM-L6-v2 share.
+"""
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import AutoModelForSequenceClassification, BertConfig, DistilBertConfig, PretrainedConfig
+
+from lightning_modules.backbone import load_tokenizer
+
+CONFIGS = {
+    "distilbert": DistilBertConfig,  # the defaults are distilbert-base-uncased
+    "bert-base": BertConfig,  # the defaults are bert-base-uncased
+    "tiny": lambda: BertConfig(hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
+                               intermediate_size=512),
+}
+
+
+def config_for(arch: str) -> PretrainedConfig:
+    return CONFIGS[arch]()
+
+
+def save_random_model(arch: str, path: Path, num_labels: int = 2, seed: int = 0) -> Path:
+    """`path` holding a randomly initialised classifier of `arch` and its tokenizer."""
+    torch.manual_seed(seed)
+    config = config_for(arch)
+    config.num_labels = num_labels
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(path)
+    load_tokenizer("minilm").save_pretrained(path)
+    return path
+
+
+def body_shape(model: nn.Module) -> tuple[int, int, int]:
+    """(parameters outside the embeddings, layers, hidden width), for FLOP counts."""
+    base = model.base_model
+    embedding = sum(p.numel() for p in base.embeddings.parameters())
+    total = sum(p.numel() for p in model.parameters())
+    return total - embedding, model.config.num_hidden_layers, model.config.hidden_size

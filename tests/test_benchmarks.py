@@ -1,0 +1,61 @@
+"""The benchmark scripts run end to end on the CPU and measure what they claim."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from datamodules.synthetic import generate
+from tests.conftest import ROOT
+
+
+@pytest.fixture
+def reviews(tmp_path):
+    """Generated reviews of varied length as local split files."""
+    folder = tmp_path / "reviews"
+    folder.mkdir()
+    for name, n, seed in (("train", 120, 0), ("test", 20, 1)):
+        with open(folder / f"{name}.jsonl", "w") as f:
+            f.writelines(json.dumps(row) + "\n" for row in generate(n, seed))
+    return folder
+
+
+def run_script(name: str, *args: str) -> str:
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_throughput_runs_three_loops_over_the_same_reviews(reviews, tmp_path):
+    out = tmp_path / "throughput.json"
+    stdout = run_script("throughput.py", "--arch", "tiny", "--data_dir", str(reviews),
+                        "--max_length", "64", "--batch_size", "8", "--bucket_width", "8",
+                        "--num_workers", "0", "--cache_dir", str(tmp_path / "cache"),
+                        "--out", str(out))
+    assert "vs HF Trainer" in stdout
+    report = json.loads(out.read_text())
+    rows = {r["setup"]: r for r in report["results"]}
+    assert set(rows) == {"project", "hf_trainer", "naive"}
+    train_size = 108  # 120 minus the 10% validation split
+    for row in rows.values():
+        assert row["samples"] == train_size
+        assert row["samples_per_s"] > 0 and len(row["epoch_s"]) == 1
+    # the same reviews, however they were batched and padded
+    real = {name: row["real_tokens"] for name, row in rows.items()}
+    assert len(set(real.values())) == 1, real
+    padded = [rows[name]["padded_tokens"] for name in ("project", "hf_trainer", "naive")]
+    assert padded[0] < padded[1] < padded[2] == train_size * 64
+
+
+@pytest.mark.slow
+def test_loop_overhead_times_both_loops(tmp_path):
+    out = tmp_path / "overhead.json"
+    stdout = run_script("loop_overhead.py", "--steps", "6", "--warmup", "2", "--repeats", "1",
+                        "--out", str(out))
+    assert "overhead:" in stdout
+    report = json.loads(out.read_text())
+    assert report["plain_ms"] > 0 and report["project_ms"] > 0
+    assert report["overhead"] == pytest.approx(report["project_ms"] / report["plain_ms"] - 1)
