@@ -1,5 +1,6 @@
 """DataLoaders whose position can be saved mid-epoch and whose order depends only on seed + epoch."""
 
+import pyarrow.compute as pc
 import torch
 from lightning import Trainer
 from torch.utils.data import Dataset, DistributedSampler
@@ -24,7 +25,7 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, collate_fn, nu
     sampler = None
     replicas, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
     if shuffle and bucket_width:
-        lengths = [len(ids) for ids in dataset["input_ids"]]
+        lengths = pc.list_value_length(dataset.with_format("arrow")["input_ids"]).to_pylist()
         sampler = BucketSampler(dataset, lengths, batch_size, bucket_width, replicas, rank, seed)
     elif shuffle:
         sampler = DistributedSampler(dataset, num_replicas=replicas, rank=rank, shuffle=True, seed=seed)
