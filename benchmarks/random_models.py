@@ -25,12 +25,11 @@ def config_for(arch: str) -> PretrainedConfig:
     return CONFIGS[arch]()
 
 
-def save_random_model(arch: str, path: Path, num_labels: int = 2, seed: int = 0) -> Path:
-    """`path` holding a randomly initialised classifier of `arch` and its tokenizer."""
+def save_random_model(arch: str, path: Path, auto_class=AutoModelForSequenceClassification,
+                      seed: int = 0) -> Path:
+    """`path` holding a randomly initialised `arch` (a 2-class classifier by default) and its tokenizer."""
     torch.manual_seed(seed)
-    config = config_for(arch)
-    config.num_labels = num_labels
-    AutoModelForSequenceClassification.from_config(config).save_pretrained(path)
+    auto_class.from_config(config_for(arch)).save_pretrained(path)
     load_tokenizer("minilm").save_pretrained(path)
     return path
 

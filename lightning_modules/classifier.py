@@ -120,7 +120,8 @@ class SequenceClassifier(EncoderModule):
     def on_validation_epoch_end(self) -> None:
         """A confusion-matrix image per validation run, under IMAGES in TensorBoard."""
         counts = self.val_confusion.compute()
-        self.val_confusion.reset()
+        with torch.inference_mode(False):  # fresh state a later `fit` may update in place
+            self.val_confusion.reset()
         if (isinstance(self.logger, TensorBoardLogger) and self.trainer.is_global_zero
                 and not self.trainer.sanity_checking):
             figure = confusion_matrix_figure(counts, self.label_names)

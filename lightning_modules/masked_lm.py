@@ -96,5 +96,5 @@ class MaskedLanguageModel(EncoderModule):
         self.log("val/loss", F.cross_entropy(logits, targets), prog_bar=True, sync_dist=True,
                  batch_size=batch_size)
         self.log("val/perplexity", self.val_perplexity, prog_bar=True, batch_size=batch_size)
-        self.log("val/acc", (logits.argmax(-1) == targets).float().mean(), sync_dist=True,
-                 batch_size=batch_size)
+        correct = (logits.argmax(-1) == targets).sum()
+        self.log("val/acc", correct / max(len(targets), 1), sync_dist=True, batch_size=batch_size)

@@ -59,3 +59,12 @@ def test_loop_overhead_times_both_loops(tmp_path):
     report = json.loads(out.read_text())
     assert report["plain_ms"] > 0 and report["project_ms"] > 0
     assert report["overhead"] == pytest.approx(report["project_ms"] / report["plain_ms"] - 1)
+
+
+@pytest.mark.slow
+def test_mlm_head_benchmark_checks_both_losses_agree_then_times_them(tmp_path):
+    out = tmp_path / "mlm_head.json"
+    stdout = run_script("mlm_head.py", "--arch", "tiny", "--steps", "2", "--out", str(out))
+    assert "masked positions only" in stdout
+    report = json.loads(out.read_text())
+    assert len(report["runs_s"]["full"]) == len(report["runs_s"]["masked_only"]) == 2

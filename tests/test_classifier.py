@@ -3,6 +3,7 @@
 import torch
 from lightning import Trainer
 
+from datamodules.synthetic import SyntheticSentimentDataModule
 from lightning_modules.classifier import SequenceClassifier
 from lightning_modules.masked_lm import MaskedLanguageModel
 from lightning_modules.optim import parameter_groups
@@ -28,6 +29,13 @@ def test_tiny_model_overfits_a_small_batch(tiny_distilbert):
     module.eval()
     assert module.model(**batch).loss.item() < 0.05 < first
     assert module(batch).argmax(-1).tolist() == [1, 0, 1, 0]
+
+
+def test_attention_runs_through_pytorch_sdpa(tiny_bert, tiny_distilbert):
+    """Fused scaled-dot-product attention, not the eager softmax(QK^T)V."""
+    for backbone in (tiny_bert, tiny_distilbert):
+        assert SequenceClassifier(backbone, ["a", "b"]).model.config._attn_implementation == "sdpa"
+        assert MaskedLanguageModel(backbone).model.config._attn_implementation == "sdpa"
 
 
 def test_no_weight_decay_on_bias_and_layernorm(tiny_bert):
@@ -73,3 +81,18 @@ def test_predict_step_returns_names_and_probabilities(tiny_bert):
     assert len(out["label"]) == 2 and set(out["label"]) <= set(module.label_names)
     assert torch.allclose(out["probs"].sum(-1), torch.ones(2))
     assert module.model.config.id2label[3] == "Sci/Tech"
+
+
+def test_validate_then_fit_in_one_process(tiny_bert, tmp_path):
+    """Metric state reset under validate's inference mode must not break fit's validation."""
+    dm = SyntheticSentimentDataModule(tiny_bert, num_train=64, num_test=16, batch_size=16,
+                                      max_length=128, num_workers=0, cache_dir=str(tmp_path))
+    module = SequenceClassifier(tiny_bert, dm.label_names)
+
+    def trainer() -> Trainer:
+        return Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
+                       enable_progress_bar=False, enable_model_summary=False)
+
+    trainer().validate(module, dm)
+    trainer().fit(module, dm)
+    assert trainer().validate(module, dm)[0]["val/loss"] > 0
