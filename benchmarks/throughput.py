@@ -2,8 +2,8 @@
 and batch size: (a) this project's fit loop, (b) HF Trainer with dynamic padding, (c) a naive loop
 that pads every batch to max_length. Every setup trains full epochs, shape warm-up included.
 
-    python benchmarks/throughput.py --arch distilbert --precision 16-mixed   # GPU, full epoch
-    python benchmarks/throughput.py --arch tiny --limit 512 --max_length 256  # CPU check
+    python benchmarks/throughput.py --arch distilbert --data_dir ../shared/data/imdb  # GPU
+    python benchmarks/throughput.py --arch tiny --limit 512 --max_length 256          # CPU check
 
 Tokens are counted by a forward hook on the Hugging Face model, the same for all three setups,
 so every row sees exactly the same reviews. MFU counts the useful (non-pad) FLOPs:
@@ -40,6 +40,7 @@ from random_models import body_shape, save_random_model  # noqa: E402
 
 from datamodules.imdb import IMDBDataModule  # noqa: E402
 from lightning_modules.classifier import SequenceClassifier  # noqa: E402
+from lightning_modules.errors import UserError  # noqa: E402
 
 # Dense peak TFLOP/s by GPU name: (16-bit tensor cores, fp32 without TF32).
 PEAK_TFLOPS = {"H100 PCIe": (756.0, 51.0), "H100": (989.4, 66.9), "H200": (989.4, 66.9),
@@ -216,7 +217,8 @@ def print_table(results: list[dict]) -> None:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", choices=["distilbert", "bert-base", "tiny"], default="distilbert")
-    parser.add_argument("--data_dir", default="../shared/data/imdb")
+    parser.add_argument("--data_dir", default=None,
+                        help="local IMDB copy (split files or aclImdb folders); default: the hub")
     parser.add_argument("--precision", default=None,
                         help="16-mixed, bf16-mixed or 32; default 16-mixed on a GPU, 32 on the CPU")
     parser.add_argument("--batch_size", type=int, default=32)
@@ -282,4 +284,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as err:
+        sys.exit(f"error: {err}")

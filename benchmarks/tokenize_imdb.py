@@ -1,7 +1,7 @@
 """How long the data pipeline takes on full IMDB (train + test, 50k reviews): the first run
 tokenizes and caches, the second loads the cache. Prints a table and writes JSON.
 
-    python benchmarks/tokenize_imdb.py --data-dir ../shared/data/imdb --backbone minilm
+    python benchmarks/tokenize_imdb.py --data_dir ../shared/data/imdb --backbone minilm
 """
 
 import argparse
@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 
 from datamodules.imdb import IMDBDataModule  # noqa: E402
+from lightning_modules.errors import UserError  # noqa: E402
 
 
 def timed(fn) -> float:
@@ -27,9 +29,10 @@ def timed(fn) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default="../shared/data/imdb")
+    parser.add_argument("--data_dir", default=None,
+                        help="local IMDB copy (split files or aclImdb folders); default: the hub")
     parser.add_argument("--backbone", default="minilm", help="whose tokenizer (BERT uncased WordPiece)")
-    parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--max_length", type=int, default=512)
     parser.add_argument("--out", default="benchmarks/results/tokenize_imdb.json")
     args = parser.parse_args()
 
@@ -63,4 +66,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as err:
+        sys.exit(f"error: {err}")
