@@ -2,7 +2,6 @@
 
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
-from lightning_modules.errors import UserError
+from lightning_modules.errors import UserError, exit_on_user_error
 from lightning_modules.summary import key_hparams, result_metrics
 
 ROOT = Path(__file__).resolve().parent
@@ -112,23 +111,6 @@ def main(args: list[str] | None = None, run: bool = True) -> CLI:
     )
 
 
-def user_error_in(err: BaseException | None) -> UserError | None:
-    """The UserError behind an exception; jsonargparse wraps errors raised while instantiating."""
-    seen = set()
-    while err is not None and id(err) not in seen:
-        if isinstance(err, UserError):
-            return err
-        seen.add(id(err))
-        err = err.__cause__ or err.__context__
-    return None
-
-
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
-    try:
-        main()
-    except Exception as err:
-        user_error = user_error_in(err)
-        if user_error is None:
-            raise
-        sys.exit(f"error: {user_error}")
+    exit_on_user_error(main)

@@ -40,7 +40,7 @@ from random_models import body_shape, save_random_model  # noqa: E402
 
 from datamodules.imdb import IMDBDataModule  # noqa: E402
 from lightning_modules.classifier import SequenceClassifier  # noqa: E402
-from lightning_modules.errors import UserError  # noqa: E402
+from lightning_modules.errors import exit_on_user_error  # noqa: E402
 
 # Dense peak TFLOP/s by GPU name: (16-bit tensor cores, fp32 without TF32).
 PEAK_TFLOPS = {"H100 PCIe": (756.0, 51.0), "H100": (989.4, 66.9), "H200": (989.4, 66.9),
@@ -284,7 +284,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except UserError as err:
-        sys.exit(f"error: {err}")
+    exit_on_user_error(main)

@@ -9,7 +9,6 @@ import json
 import os
 import platform
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 
 from datamodules.imdb import IMDBDataModule  # noqa: E402
-from lightning_modules.errors import UserError  # noqa: E402
+from lightning_modules.errors import exit_on_user_error  # noqa: E402
 
 
 def timed(fn) -> float:
@@ -66,7 +65,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except UserError as err:
-        sys.exit(f"error: {err}")
+    exit_on_user_error(main)
