@@ -12,6 +12,7 @@ from transformers import DataCollatorWithPadding
 from datamodules import sources
 from datamodules.cache import keyed_path, load_cached, save_atomically, tokenizer_identity
 from datamodules.loading import make_loader
+from datamodules.packing import PackedCollator
 from lightning_modules.backbone import load_tokenizer
 from lightning_modules.errors import UserError
 
@@ -40,8 +41,11 @@ class TextClassificationDataModule(LightningDataModule):
         predict_file: texts for `predict` (`.txt`, one per line, or a JSONL / CSV / Parquet file
             with `text_fields`); without it, `predict` runs on the test split.
         trust_remote_code: run the tokenizer code a hub repository ships (linked from the model).
-        bucket_width: train on batches of similar length, padded to multiples of this many
-            tokens (64 gives 8 shapes up to 512); None pads each random batch to its longest text.
+        packing: concatenate each batch's texts into one row, so no padding is computed
+            (`datamodules.packing`); the same batches and the same loss as padded ones. False pads
+            each batch to its longest text instead.
+        packed_length_multiple: round a packed row up to a multiple of this many tokens, so
+            compiled kernels see few shapes.
     """
 
     def __init__(
@@ -64,7 +68,8 @@ class TextClassificationDataModule(LightningDataModule):
         cache_dir: str = ".cache/tokenized",
         trust_remote_code: bool = False,
         predict_file: str | None = None,
-        bucket_width: int | None = None,
+        packing: bool = True,
+        packed_length_multiple: int = 256,
     ):
         super().__init__()
         if not 0.0 < val_fraction < 1.0:
@@ -79,7 +84,8 @@ class TextClassificationDataModule(LightningDataModule):
         if max_length > self.tokenizer.model_max_length:
             raise UserError(f"max_length={max_length} exceeds the {self.tokenizer.model_max_length}-token "
                             f"limit of backbone '{tokenizer}'")
-        self.collator = DataCollatorWithPadding(self.tokenizer, pad_to_multiple_of=bucket_width or 8)
+        self.collator = (PackedCollator(self.tokenizer.pad_token_id, max_length, packed_length_multiple)
+                         if packing else DataCollatorWithPadding(self.tokenizer, pad_to_multiple_of=8))
         self.splits: DatasetDict | None = None
         self.predict_texts: list[str] = []
 
@@ -186,7 +192,7 @@ class TextClassificationDataModule(LightningDataModule):
         hp = self.hparams
         batch_size = hp.batch_size if split == "train" else (hp.eval_batch_size or 2 * hp.batch_size)
         return make_loader(self.splits[split], batch_size, shuffle, self.collator, hp.num_workers,
-                           hp.seed, self.trainer, hp.bucket_width)
+                           hp.seed, self.trainer)
 
     def train_dataloader(self) -> DataLoader:
         return self.loader("train", shuffle=True)

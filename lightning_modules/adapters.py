@@ -68,14 +68,19 @@ def add_lora(model: PreTrainedModel, lora: LoraSettings, heads: list[str],
     return get_peft_model(model, config)
 
 
-def encoder_layers(model: nn.Module) -> nn.ModuleList:
-    """`bert.encoder.layer` or `distilbert.transformer.layer`, found through peft wrappers too."""
+def encoder_stack(model: nn.Module) -> nn.Module:
+    """`bert.encoder` or `distilbert.transformer`, found through peft wrappers too."""
     hf_model = model.get_base_model() if isinstance(model, PeftModel) else model
     encoder = hf_model.base_model
     for stack in (getattr(encoder, "encoder", None), getattr(encoder, "transformer", None)):
         if stack is not None and isinstance(getattr(stack, "layer", None), nn.ModuleList):
-            return stack.layer
-    raise UserError(f"cannot find the encoder layers of a {type(encoder).__name__} to freeze or compile")
+            return stack
+    raise UserError(f"cannot find the encoder layers of a {type(encoder).__name__}")
+
+
+def encoder_layers(model: nn.Module) -> nn.ModuleList:
+    """`bert.encoder.layer` or `distilbert.transformer.layer`."""
+    return encoder_stack(model).layer
 
 
 def freeze(model: nn.Module, embeddings: bool, layers: int) -> None:

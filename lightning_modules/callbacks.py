@@ -72,11 +72,17 @@ class TrainingMonitor(Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch: dict, batch_idx: int) -> None:
         ids = batch["input_ids"]
-        mask = batch.get("attention_mask")
-        self.samples += ids.shape[0]
         self.tokens += ids.numel()
+        if "cu_seq_lens_q" in batch:  # packed: one row, texts end where the [PAD] segment begins
+            texts = len(batch["labels"])
+            real = batch["cu_seq_lens_q"][texts]
+        else:
+            texts = ids.shape[0]
+            mask = batch.get("attention_mask")
+            real = mask.sum() if mask is not None else ids.numel()
+        self.samples += texts
         # stays a device tensor between logging steps: reading it every batch would stall the GPU
-        self.real_tokens = self.real_tokens + (mask.sum() if mask is not None else ids.numel())
+        self.real_tokens = self.real_tokens + real
         if (batch_idx + 1) % trainer.log_every_n_steps:
             return
         real_tokens = float(self.real_tokens)  # waits for the GPU, so the window's time is right

@@ -19,6 +19,7 @@ from lightning_modules.backbone import from_pretrained
 from lightning_modules.encoder import EncoderModule
 from lightning_modules.errors import UserError
 from lightning_modules.figures import confusion_matrix_figure
+from lightning_modules.packing import first_token_outputs, use_varlen_attention
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class SequenceClassifier(EncoderModule):
         trust_remote_code: run model code shipped with the backbone; off, as it executes
             whatever the repository contains.
         compile: compile each encoder layer with `torch.compile` (see `EncoderModule`); pays
-            off on a GPU over a long run, best with `--data.bucket_width 64`.
+            off on a GPU over a long run.
     """
 
     def __init__(
@@ -83,6 +84,7 @@ class SequenceClassifier(EncoderModule):
         if fresh:
             log.info("backbone '%s' has no weights for %s: created fresh for %d labels",
                      backbone, ", ".join(fresh), num_labels)
+        self.takes_packed = use_varlen_attention(model)
         # from_pretrained returns eval mode; Lightning keeps each module's mode, dropout included.
         self.model = adapters.prepare(
             model.train(), lora, freeze_embeddings, freeze_layers,
@@ -96,17 +98,28 @@ class SequenceClassifier(EncoderModule):
         self.test_metrics = metrics.clone(prefix="test/")
         self.val_confusion = MulticlassConfusionMatrix(num_labels)
 
+    def outputs(self, batch: dict, with_loss: bool = True):
+        """The model's output on a padded or a packed batch (`datamodules.packing`)."""
+        inputs = batch if with_loss else {k: v for k, v in batch.items() if k != "labels"}
+        if "cu_seq_lens_q" not in batch:
+            return self.model(**inputs)
+        if not self.takes_packed:
+            raise UserError(f"backbone '{self.hparams.backbone}' does not route attention through "
+                            "transformers' attention interface, so it cannot take packed batches; "
+                            "set --data.packing false")
+        with first_token_outputs(self.model, batch["cu_seq_lens_q"], len(batch["labels"])):
+            return self.model(**inputs)
+
     def forward(self, batch: dict) -> torch.Tensor:
-        inputs = {k: v for k, v in batch.items() if k != "labels"}
-        return self.model(**inputs).logits
+        return self.outputs(batch, with_loss=False).logits
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = self.model(**batch).loss
-        self.log("train/loss", loss, prog_bar=True)
+        loss = self.outputs(batch).loss
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["labels"]))
         return loss
 
     def evaluate(self, batch: dict, stage: str, metrics: MetricCollection) -> torch.Tensor:
-        out = self.model(**batch)
+        out = self.outputs(batch)
         metrics.update(out.logits, batch["labels"])
         batch_size = batch["labels"].shape[0]
         self.log(f"{stage}/loss", out.loss, prog_bar=True, sync_dist=True, batch_size=batch_size)

@@ -1,7 +1,9 @@
 """What every task module shares: optimizer, parameter report, and checkpoints of what trains."""
 
 import logging
+import os
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,6 +15,8 @@ from lightning_modules.errors import UserError
 from lightning_modules.optim import adamw_with_warmup
 
 log = logging.getLogger(__name__)
+
+COMPILE_CACHE = ".cache/torch_compile"
 
 
 def parameter_counts(model: nn.Module) -> tuple[int, int]:
@@ -53,9 +57,12 @@ class EncoderModule(LightningModule):
     def configure_model(self) -> None:
         """With `compile`, each encoder layer is compiled in place (regional compilation): the
         layers share one compiled graph per input shape, so compiling costs one layer's time,
-        not the whole model's, and weight names and checkpoints stay as they are. Shapes change
-        with every batch length; `data.bucket_width` bounds them to a few."""
+        not the whole model's, and weight names and checkpoints stay as they are. Packed batches
+        come in a few lengths (`data.packed_length_multiple`), so few graphs are compiled; the
+        compiled kernels are cached in `.cache/torch_compile` (or $TORCHINDUCTOR_CACHE_DIR), so a
+        second run of the same model starts in seconds."""
         if self.hparams.compile:
+            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(COMPILE_CACHE).resolve()))
             for layer in encoder_layers(self.model):
                 layer.compile()
 

@@ -69,7 +69,7 @@ def test_cache_key_changes_with_options_and_files(tiny_bert, tmp_path):
 
 def test_dynamic_padding_pads_to_longest_in_batch(tiny_bert, tmp_path):
     rows = [{"text": "good " * (i % 7 + 1), "label": i % 2} for i in range(40)]
-    dm = prepared(make_dm(tiny_bert, write_rows(tmp_path / "data", rows), batch_size=8))
+    dm = prepared(make_dm(tiny_bert, write_rows(tmp_path / "data", rows), batch_size=8, packing=False))
     for batch in dm.train_dataloader():
         longest = int(batch["attention_mask"].sum(1).max())
         width = batch["input_ids"].shape[1]

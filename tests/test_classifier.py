@@ -7,6 +7,7 @@ from datamodules.synthetic import SyntheticSentimentDataModule
 from lightning_modules.classifier import SequenceClassifier
 from lightning_modules.masked_lm import MaskedLanguageModel
 from lightning_modules.optim import parameter_groups
+from lightning_modules.packing import ATTENTION
 
 
 def batch_of(tokenizer_dir, texts, labels):
@@ -32,9 +33,10 @@ def test_tiny_model_overfits_a_small_batch(tiny_distilbert):
 
 
 def test_attention_runs_through_pytorch_sdpa(tiny_bert, tiny_distilbert):
-    """Fused scaled-dot-product attention, not the eager softmax(QK^T)V."""
+    """Fused scaled-dot-product attention, not the eager softmax(QK^T)V; the classifier's goes
+    through `lightning_modules.packing`, which hands padded batches to SDPA."""
     for backbone in (tiny_bert, tiny_distilbert):
-        assert SequenceClassifier(backbone, ["a", "b"]).model.config._attn_implementation == "sdpa"
+        assert SequenceClassifier(backbone, ["a", "b"]).model.config._attn_implementation == ATTENTION
         assert MaskedLanguageModel(backbone).model.config._attn_implementation == "sdpa"
 
 

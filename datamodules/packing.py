@@ -1,0 +1,48 @@
+"""Packed batches: the texts of a batch concatenated into one row, so no padding is computed."""
+
+import torch
+from transformers import DataCollatorWithFlattening
+
+
+class PackedCollator:
+    """Turns a batch of tokenized texts into one packed row, built by transformers' own
+    `DataCollatorWithFlattening`.
+
+    `input_ids` and `position_ids` have shape [1, total tokens] (positions restart at 0 for each
+    text); `cu_seq_lens_q` / `cu_seq_lens_k` (int32) are the texts' cumulative boundaries and
+    `max_length_q` / `max_length_k` a bound on their length, under the names transformers passes
+    down to attention functions (`lightning_modules.packing` reads them); `labels` has one entry
+    per text. The batch holds exactly the same texts as a padded one, so the loss is the same.
+
+    The row is rounded up to a multiple of `multiple` tokens by one segment of [PAD] tokens that
+    attends only to itself and that no head reads: compiled kernels then see a handful of shapes
+    instead of a new one every step. `max_length_*` is a constant (the longest a text or that
+    segment can be), for the same reason.
+    """
+
+    def __init__(self, pad_token_id: int, max_length: int, multiple: int = 256):
+        self.pad_token_id = pad_token_id
+        self.multiple = multiple
+        self.max_length = max(max_length, multiple - 1)
+        self.flatten = DataCollatorWithFlattening(return_flash_attn_kwargs=True)
+
+    def __call__(self, features: list[dict]) -> dict:
+        flat = self.flatten([{"input_ids": f["input_ids"]} for f in features])
+        total = flat["input_ids"].shape[1]
+        pad = -total % self.multiple
+        # always one closing segment (empty when no padding is needed): one shape for cu_seq_lens
+        cu_seq_lens = torch.cat([flat["cu_seq_lens_q"], flat["cu_seq_lens_q"].new_tensor([total + pad])])
+        ids, positions = flat["input_ids"], flat["position_ids"]
+        return {
+            "input_ids": torch.cat([ids, ids.new_full((1, pad), self.pad_token_id)], 1),
+            "position_ids": torch.cat([positions, positions.new_zeros((1, pad))], 1),
+            "cu_seq_lens_q": cu_seq_lens,
+            "cu_seq_lens_k": cu_seq_lens,
+            "max_length_q": self.max_length,
+            "max_length_k": self.max_length,
+            "labels": torch.tensor([f["labels"] for f in features]),
+        }
+
+
+def is_packed(batch: dict) -> bool:
+    return "cu_seq_lens_q" in batch
