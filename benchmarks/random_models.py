@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from transformers import AutoModelForSequenceClassification, BertConfig, DistilBertConfig, PretrainedConfig
 
-from lightning_modules.backbone import load_tokenizer
+from lightning_modules.backbone import load_tokenizer, resolve_backbone
 
 CONFIGS = {
     "distilbert": DistilBertConfig,  # the defaults are distilbert-base-uncased
@@ -30,6 +30,18 @@ def save_random_model(arch: str, path: Path, auto_class=AutoModelForSequenceClas
     """`path` holding a randomly initialised `arch` (a 2-class classifier by default) and its tokenizer."""
     torch.manual_seed(seed)
     auto_class.from_config(config_for(arch)).save_pretrained(path)
+    load_tokenizer("minilm").save_pretrained(path)
+    return path
+
+
+def save_model(arch: str, path: Path, seed: int = 0) -> Path:
+    """`save_random_model`, or for `minilm` the bundled pretrained MiniLM with a fresh 2-class head
+    (seeded), saved once so that every loop of a benchmark starts from the very same weights."""
+    if arch != "minilm":
+        return save_random_model(arch, path, seed=seed)
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_pretrained(resolve_backbone("minilm"), num_labels=2)
+    model.save_pretrained(path)
     load_tokenizer("minilm").save_pretrained(path)
     return path
 

@@ -89,7 +89,7 @@ class EncoderModule(LightningModule):
                 f"the training loss is {loss.item()} at step {self.trainer.global_step} (epoch "
                 f"{self.current_epoch}); the last good checkpoint is kept. Usual "
                 "fixes: --trainer.precision bf16-mixed instead of 16-mixed, a lower "
-                "--model.learning_rate, --trainer.gradient_clip_val 1.0"
+                "--model.learning_rate, a lower --trainer.gradient_clip_val (default 1.0)"
             )
 
     def on_before_optimizer_step(self, optimizer) -> None:

@@ -66,7 +66,8 @@ def varlen_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, 
 
     query, key, value: [1, heads, tokens, head dim]; returns [1, tokens, heads, head dim]. On CUDA
     in 16-bit: flash-attn's varlen kernel if installed, else torch's (no attention dropout);
-    otherwise SDPA per text, which on the CPU beats one block-diagonal mask over the whole row.
+    otherwise SDPA per text (a block-diagonal mask over the whole row would score every text
+    against every other, ~batch-size times the work).
     """
     if cu_seq_lens_q is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,

@@ -29,25 +29,28 @@ def run_script(name: str, *args: str) -> str:
 
 
 @pytest.mark.slow
-def test_throughput_runs_three_loops_over_the_same_reviews(reviews, tmp_path):
+def test_throughput_trains_and_scores_every_loop_on_the_same_reviews(reviews, tmp_path):
     out = tmp_path / "throughput.json"
     stdout = run_script("throughput.py", "--arch", "tiny", "--data_dir", str(reviews),
-                        "--max_length", "64", "--batch_size", "8", "--bucket_width", "8",
-                        "--num_workers", "0", "--cache_dir", str(tmp_path / "cache"),
-                        "--out", str(out))
+                        "--max_length", "64", "--batch_size", "8", "--packed_length_multiple", "8",
+                        "--setups", "project,project_padded,hf_trainer,naive", "--num_workers", "0",
+                        "--cache_dir", str(tmp_path / "cache"), "--out", str(out))
     assert "vs HF Trainer" in stdout
     report = json.loads(out.read_text())
     rows = {r["setup"]: r for r in report["results"]}
-    assert set(rows) == {"project", "hf_trainer", "naive"}
+    assert set(rows) == {"project", "project_padded", "hf_trainer", "naive"}
     train_size = 108  # 120 minus the 10% validation split
     for row in rows.values():
         assert row["samples"] == train_size
         assert row["samples_per_s"] > 0 and len(row["epoch_s"]) == 1
+        assert row["seconds"] >= row["epoch_s"][0]
+        assert 0.0 <= row["test_accuracy"] <= 1.0
     # the same reviews, however they were batched and padded
     real = {name: row["real_tokens"] for name, row in rows.items()}
     assert len(set(real.values())) == 1, real
     padded = [rows[name]["padded_tokens"] for name in ("project", "hf_trainer", "naive")]
     assert padded[0] < padded[1] < padded[2] == train_size * 64
+    assert rows["project_padded"]["padded_tokens"] > padded[0]
 
 
 @pytest.mark.slow

@@ -1,0 +1,61 @@
+"""What `--model.compile true` costs on a first run and on a second one that finds the compile cache.
+
+Three short fits of the quickstart (bundled MiniLM, packed batches), each in a fresh process:
+eager, compiled with an empty cache, compiled again with the cache the first one filled. The
+compile time of a run is its wall time minus the eager run's.
+
+    python benchmarks/compile_cache.py
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fit_seconds(workdir: Path, name: str, compile: bool, steps: int, cache: Path) -> float:
+    command = [sys.executable, str(ROOT / "train.py"), "fit",
+               "--config", str(ROOT / "configs" / "quickstart.yaml"),
+               "--model.compile", str(compile).lower(), "--trainer.max_steps", str(steps),
+               "--trainer.limit_val_batches", "0", "--test_after_fit", "false",
+               "--data.cache_dir", str(workdir / "data"),
+               "--trainer.logger.init_args.save_dir", str(workdir / "logs"),
+               "--trainer.logger.init_args.name", name]
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache), "HF_HUB_OFFLINE": "1"}
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"error: the {name} run failed:\n{done.stderr[-3000:]}")
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20, help="optimizer steps per run")
+    parser.add_argument("--out", default="benchmarks/results/compile_cache.json")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir, cache = Path(tmp), Path(tmp) / "inductor"
+        fit_seconds(workdir, "tokenize", False, 1, cache)  # the data cache, so no run pays for it
+        runs = {name: fit_seconds(workdir, name, compile, args.steps, cache)
+                for name, compile in (("eager", False), ("compiled, empty cache", True),
+                                      ("compiled, warm cache", True))}
+    eager = runs["eager"]
+    print(f"\nquickstart (MiniLM, packed batches), {args.steps} steps per run, one process each\n")
+    print("| run | wall time | compile time (vs eager) |\n|---|---|---|")
+    for name, seconds in runs.items():
+        print(f"| {name} | {seconds:.1f} s | {seconds - eager:+.1f} s |")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"steps": args.steps, "runs_s": runs}, indent=2) + "\n")
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()
