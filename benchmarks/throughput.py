@@ -188,7 +188,7 @@ def run_hf_trainer(args, model_dir: str, dm: IMDBDataModule, meter: Meter):
             save_strategy="no", report_to="none", disable_tqdm=True, logging_steps=50,
             seed=args.seed,
         )
-        HFTrainer(model=model, args=training, train_dataset=dm.splits["train"],
+        HFTrainer(model=model, args=training, train_dataset=dm.splits["train"].remove_columns("text"),
                   data_collator=DataCollatorWithPadding(dm.tokenizer),
                   callbacks=[HFTimer(meter)]).train()
     return model
@@ -200,7 +200,7 @@ def run_naive(args, model_dir: str, dm: IMDBDataModule, meter: Meter):
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(device).train()
     meter.attach(model)
     collator = DataCollatorWithPadding(dm.tokenizer, padding="max_length", max_length=args.max_length)
-    loader = DataLoader(dm.splits["train"], batch_size=args.batch_size, shuffle=True,
+    loader = DataLoader(dm.splits["train"].remove_columns("text"), batch_size=args.batch_size, shuffle=True,
                         collate_fn=collator, num_workers=args.num_workers,
                         generator=torch.Generator().manual_seed(args.seed))
     r = recipe(args)
@@ -231,7 +231,7 @@ def run_naive(args, model_dir: str, dm: IMDBDataModule, meter: Meter):
 def test_accuracy(model: torch.nn.Module, dm: IMDBDataModule, args, device: torch.device) -> float:
     """The same scoring for every setup: padded batches of the held-out test reviews."""
     model = model.to(device).eval()
-    test = dm.splits["test"]
+    test = dm.splits["test"].remove_columns("text")
     by_length = sorted(range(len(test)), key=lambda i: len(test[i]["input_ids"]))  # little padding
     loader = DataLoader(test.select(by_length), batch_size=64,
                         collate_fn=DataCollatorWithPadding(dm.tokenizer))
