@@ -10,7 +10,8 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
-from lightning_modules.errors import UserError, exit_on_user_error
+from lightning_modules.checkpoint_io import checked_checkpoint
+from lightning_modules.errors import UserError, at_least, check, exit_on_user_error
 from lightning_modules.summary import key_hparams, result_metrics
 
 ROOT = Path(__file__).resolve().parent
@@ -27,28 +28,40 @@ class CLI(LightningCLI):
                             help="after fit, test the best checkpoint and log it with the hparams")
 
     def parse_arguments(self, parser, args) -> None:
-        """`fit --ckpt_path last` means the newest last.ckpt among this config's runs."""
+        """`fit --ckpt_path last` means the newest last.ckpt among this config's runs; a checkpoint
+        path is checked before Lightning reads the hyperparameters in it."""
         super().parse_arguments(parser, args)
-        config = self.config.get("fit") if self.config.get("subcommand") == "fit" else None
+        subcommand = self.config.get("subcommand")
+        config = self.config.get("fit") if subcommand == "fit" else None
         if config is not None and config.ckpt_path == "last" and config.trainer.logger:
             config.ckpt_path = str(newest_last_checkpoint(config.trainer.logger.init_args))
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and ckpt_path not in ("last", "best", "hpc", "registry"):  # Lightning reads it next
+            checked_checkpoint(ckpt_path, lambda: torch.load(ckpt_path, map_location="cpu", weights_only=True,
+                                                             mmap=True))
 
     def before_fit(self) -> None:
+        """The run's hyperparameters go to the logger first, so `hparams.yaml` holds them."""
         self.fit_started = time.perf_counter()
+        if self.trainer.logger is not None:
+            self.trainer.logger.log_hyperparams({
+                **key_hparams(self.config.fit, self.trainer),
+                "model": dict(self.model.hparams), "data": dict(self.datamodule.hparams)})
 
     def after_fit(self) -> None:
         """Test the best checkpoint, then fill TensorBoard's HPARAMS tab with real results."""
         trainer = self.trainer
-        if trainer.fast_dev_run or trainer.logger is None or trainer.interrupted:
+        if trainer.fast_dev_run or trainer.interrupted:
             return
         wall_time = time.perf_counter() - self.fit_started
         test = {}
         if self.config.fit.test_after_fit and is_overridden("test_step", self.model):
             best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
             test = trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)[0]
-        trainer.logger.log_hyperparams(key_hparams(self.config.fit, trainer),
-                                       result_metrics(trainer, self.model, test, wall_time))
-        trainer.logger.save()
+        if trainer.logger is not None:
+            trainer.logger.log_hyperparams(key_hparams(self.config.fit, trainer),
+                                           result_metrics(trainer, self.model, test, wall_time))
+            trainer.logger.save()
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -56,6 +69,8 @@ class CLI(LightningCLI):
             self.resume_in_run_folder(config)
         if not torch.cuda.is_available():
             self.fall_back_to_cpu(config.trainer)
+        self.drop_callbacks_switched_off(config.trainer)
+        check_trainer_options(config.trainer)
 
     @staticmethod
     def resume_in_run_folder(config) -> None:
@@ -68,6 +83,16 @@ class CLI(LightningCLI):
             logger.init_args.save_dir = str(run_dir.parent)
             logger.init_args.name = ""
             logger.init_args.version = run_dir.name
+
+    @staticmethod
+    def drop_callbacks_switched_off(trainer) -> None:
+        """`configs/defaults.yaml` adds a progress bar, checkpoint callbacks and a learning-rate
+        monitor, which Lightning refuses once their switch is off: the switch wins."""
+        off = {"TQDMProgressBar": trainer.enable_progress_bar is False,
+               "ModelCheckpoint": trainer.enable_checkpointing is False,
+               "LearningRateMonitor": not trainer.logger}
+        trainer.callbacks = [c for c in trainer.callbacks or []
+                             if not off.get(getattr(c, "class_path", "").rsplit(".", 1)[-1], False)]
 
     @staticmethod
     def fall_back_to_cpu(trainer) -> None:
@@ -87,6 +112,27 @@ class CLI(LightningCLI):
             changed.append("precision=32-true")
         if changed:
             rank_zero_warn(f"CUDA is not available: running with {', '.join(changed)}")
+
+
+def check_trainer_options(trainer) -> None:
+    """The Trainer options our configs set, refused in one line before any work starts."""
+    at_least("--trainer.accumulate_grad_batches", trainer.accumulate_grad_batches, 1)
+    at_least("--trainer.log_every_n_steps", trainer.log_every_n_steps, 1, optional=True)
+    check("--trainer.max_epochs", trainer.max_epochs, trainer.max_epochs in (None, -1) or (
+        isinstance(trainer.max_epochs, int) and trainer.max_epochs >= 1), "an integer >= 1, or -1")
+    check("--trainer.max_steps", trainer.max_steps, trainer.max_steps in (None, -1) or trainer.max_steps >= 1,
+          "an integer >= 1, or -1")
+    clip = trainer.gradient_clip_val
+    check("--trainer.gradient_clip_val", clip, clip is None or clip >= 0, "a number >= 0, or null")
+    interval = trainer.val_check_interval
+    check("--trainer.val_check_interval", interval, not isinstance(interval, (int, float)) or (
+        0 < interval <= 1 if isinstance(interval, float) else interval >= 1),
+        "a fraction of an epoch in (0, 1] or a number of batches >= 1")
+    for stage in ("train", "val", "test", "predict"):
+        limit = getattr(trainer, f"limit_{stage}_batches")
+        check(f"--trainer.limit_{stage}_batches", limit, not isinstance(limit, (int, float)) or (
+            0 <= limit <= 1 if isinstance(limit, float) else limit >= 0),
+            "a fraction in [0, 1] or a number of batches >= 0")
 
 
 def newest_last_checkpoint(logger_args) -> Path:

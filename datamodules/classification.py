@@ -1,6 +1,8 @@
 """TextClassificationDataModule: raw text -> stratified splits -> tokenized once, cached -> batches."""
 
 import logging
+import math
+from collections import Counter
 from functools import cached_property
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from datamodules.cache import keyed_path, load_cached, save_atomically, tokenize
 from datamodules.loading import make_loader
 from datamodules.packing import PackedCollator
 from lightning_modules.backbone import load_tokenizer
-from lightning_modules.errors import UserError
+from lightning_modules.errors import UserError, at_least, check
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +74,17 @@ class TextClassificationDataModule(LightningDataModule):
         packed_length_multiple: int = 256,
     ):
         super().__init__()
-        if not 0.0 < val_fraction < 1.0:
-            raise UserError(f"val_fraction must be between 0 and 1, got {val_fraction}")
-        if len(label_names) < 2:
-            raise UserError(f"label_names needs at least two classes, got {label_names}")
+        check("--data.val_fraction", val_fraction, 0.0 < val_fraction < 1.0, "a fraction in (0, 1)")
+        check("--data.label_names", label_names, len(set(label_names)) == len(label_names) >= 2,
+              "two or more distinct class names")
+        at_least("--data.max_length", max_length, 3)  # [CLS], one token, [SEP]
+        at_least("--data.batch_size", batch_size, 1)
+        at_least("--data.eval_batch_size", eval_batch_size, 1, optional=True)
+        for name, limit in (("train", limit_train_samples), ("val", limit_val_samples),
+                            ("test", limit_test_samples)):
+            at_least(f"--data.limit_{name}_samples", limit, 1, optional=True)
+        at_least("--data.num_workers", num_workers, 0)
+        at_least("--data.packed_length_multiple", packed_length_multiple, 1)
         if data_dir is not None and not Path(data_dir).expanduser().is_dir():
             raise UserError(f"data_dir '{data_dir}' does not exist or is not a folder")
         self.save_hyperparameters()
@@ -130,6 +139,7 @@ class TextClassificationDataModule(LightningDataModule):
         hp = self.hparams
         splits = {name: self.to_text_label(ds, name) for name, ds in raw.items()
                   if name in ("train", "validation", "test")}  # not `unsup`: it has no labels
+        self.check_class_counts(splits["train"], holding_out="validation" not in splits)
         if "validation" not in splits:
             held_out = splits["train"].train_test_split(
                 test_size=hp.val_fraction, stratify_by_column="label", seed=hp.seed
@@ -145,29 +155,54 @@ class TextClassificationDataModule(LightningDataModule):
                 splits[name] = splits[name].shuffle(seed=hp.seed).select(range(limit))
         return DatasetDict(splits)
 
+    def check_class_counts(self, train: Dataset, holding_out: bool) -> None:
+        """Every class needs training texts, and a stratified held-out split two of each."""
+        names, fraction = self.label_names, self.hparams.val_fraction
+        counts = Counter(train["label"])
+        per_class = ", ".join(f"{name}: {counts[i]}" for i, name in enumerate(names))
+        if not holding_out:
+            if min(counts[i] for i in range(len(names))) < 1:
+                raise UserError(f"the training data lacks a class ({per_class}): every class needs "
+                                "at least one training text")
+            return
+        held_out = math.ceil(fraction * len(train))
+        if min(counts[i] for i in range(len(names))) < 2 or not (
+                len(names) <= held_out <= len(train) - len(names)):
+            raise UserError(
+                f"the training data is too small to hold out a stratified validation split of "
+                f"{fraction:g} ({len(train)} texts; {per_class}): it needs at least 2 texts of each "
+                f"class and {len(names)} texts on each side; add texts, change --data.val_fraction "
+                "or add a validation file")
+
     def to_text_label(self, ds: Dataset, split: str) -> Dataset:
         """Check columns and labels, join text fields, drop empty texts, label -> ClassLabel."""
         hp = self.hparams
         sources.require_columns(ds, [*hp.text_fields, hp.label_field], f"{split} data",
                                 "set --data.text_fields / --data.label_field")
-        names = self.label_names
-        raw_labels = ds[hp.label_field]
-        bad = next((v for v in raw_labels if v not in names and not (
-            isinstance(v, int) and not isinstance(v, bool) and 0 <= v < len(names))), None)
-        if bad is not None or None in raw_labels:
-            raise UserError(
-                f"{split} data has label {bad!r}, outside the known classes: "
-                f"ids 0-{len(names) - 1} or names {names}"
-            )
+        where = sources.origin(hp.data_dir, split)
+        labels = [self.label_id(value, where, row) for row, value in enumerate(ds[hp.label_field], 1)]
         texts = sources.joined_texts(ds, hp.text_fields)
-        labels = [names.index(v) if isinstance(v, str) else v for v in raw_labels]
         keep = [i for i, t in enumerate(texts) if t.strip()]
         if len(keep) < len(texts):
             log.warning("%s: skipped %d empty texts", split, len(texts) - len(keep))
         if not keep:
             raise UserError(f"{split} data has no non-empty texts")
         out = Dataset.from_dict({"text": [texts[i] for i in keep], "label": [labels[i] for i in keep]})
-        return out.cast_column("label", ClassLabel(names=names))
+        return out.cast_column("label", ClassLabel(names=self.label_names))
+
+    def label_id(self, value, where: str, row: int) -> int:
+        """A label given as a class id or name -> its id; a missing one is reported as missing."""
+        names = self.label_names
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            raise UserError(f"{where} row {row}: missing {self.hparams.label_field!r}")
+        if isinstance(value, float) and value.is_integer():  # a CSV column with a gap reads as floats
+            value = int(value)
+        if isinstance(value, str) and value in names:
+            return names.index(value)
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(names):
+            return value
+        raise UserError(f"{where} row {row}: label {value!r} is outside the known classes: "
+                        f"ids 0-{len(names) - 1} or names {names}")
 
     def tokenize(self, ds: Dataset) -> Dataset:
         def encode(batch):
@@ -175,14 +210,14 @@ class TextClassificationDataModule(LightningDataModule):
                                  return_attention_mask=False, return_token_type_ids=False)
             return {"input_ids": enc["input_ids"], "labels": batch["label"]}
 
-        return ds.map(encode, batched=True, batch_size=1000, remove_columns=ds.column_names,
-                      desc="tokenizing")
+        # the text stays, for predictions.csv; the loaders drop it
+        return ds.map(encode, batched=True, batch_size=1000, remove_columns=["label"], desc="tokenizing")
 
     # ---- loading and batching ----
     def setup(self, stage: str) -> None:
         if stage == "predict" and self.hparams.predict_file:
-            self.predict_texts = sources.read_texts(self.hparams.predict_file, self.hparams.text_fields)
-            texts = Dataset.from_dict({"text": self.predict_texts, "label": [0] * len(self.predict_texts)})
+            texts = sources.read_texts(self.hparams.predict_file, self.hparams.text_fields)
+            texts = Dataset.from_dict({"text": texts, "label": [0] * len(texts)})
             self.splits = DatasetDict({"predict": self.tokenize(texts)})
             return
         if self.splits is None:
@@ -191,8 +226,8 @@ class TextClassificationDataModule(LightningDataModule):
     def loader(self, split: str, shuffle: bool) -> DataLoader:
         hp = self.hparams
         batch_size = hp.batch_size if split == "train" else (hp.eval_batch_size or 2 * hp.batch_size)
-        return make_loader(self.splits[split], batch_size, shuffle, self.collator, hp.num_workers,
-                           hp.seed, self.trainer)
+        dataset = self.splits[split].remove_columns("text")
+        return make_loader(dataset, batch_size, shuffle, self.collator, hp.num_workers, hp.seed, self.trainer)
 
     def train_dataloader(self) -> DataLoader:
         return self.loader("train", shuffle=True)
@@ -205,7 +240,5 @@ class TextClassificationDataModule(LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         split = "predict" if "predict" in self.splits else "test"
-        if split == "test":
-            self.predict_texts = self.tokenizer.batch_decode(self.splits["test"]["input_ids"],
-                                                             skip_special_tokens=True)
+        self.predict_texts = self.splits[split]["text"]
         return self.loader(split, shuffle=False)

@@ -21,7 +21,7 @@ from datamodules import sources
 from datamodules.cache import keyed_path, load_cached, save_atomically, tokenizer_identity
 from datamodules.loading import make_loader
 from lightning_modules.backbone import load_tokenizer
-from lightning_modules.errors import UserError
+from lightning_modules.errors import UserError, at_least, check
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +92,14 @@ class MaskedLMDataModule(LightningDataModule):
         trust_remote_code: bool = False,
     ):
         super().__init__()
-        if not 0.0 < mlm_probability < 1.0:
-            raise UserError(f"mlm_probability must be between 0 and 1, got {mlm_probability}")
+        check("--data.mlm_probability", mlm_probability, 0.0 < mlm_probability < 1.0,
+              "a probability in (0, 1)")
+        check("--data.val_fraction", val_fraction, 0.0 < val_fraction < 1.0, "a fraction in (0, 1)")
+        at_least("--data.block_size", block_size, 8)
+        at_least("--data.batch_size", batch_size, 1)
+        at_least("--data.limit_train_blocks", limit_train_blocks, 1, optional=True)
+        at_least("--data.limit_val_blocks", limit_val_blocks, 1, optional=True)
+        at_least("--data.num_workers", num_workers, 0)
         if data_dir is not None and not Path(data_dir).expanduser().is_dir():
             raise UserError(f"data_dir '{data_dir}' does not exist or is not a folder")
         self.save_hyperparameters()
@@ -129,8 +135,8 @@ class MaskedLMDataModule(LightningDataModule):
             return
         train_texts, val_texts = self.texts(sources.load_source(self.hparams.dataset, self.hparams.data_dir))
         hp = self.hparams
-        train = self.subset(self.to_blocks(train_texts), hp.limit_train_blocks)
-        val = self.subset(self.to_blocks(val_texts), hp.limit_val_blocks)
+        train = self.subset(self.to_blocks(train_texts, "training"), hp.limit_train_blocks)
+        val = self.subset(self.to_blocks(val_texts, "validation"), hp.limit_val_blocks)
         save_atomically(DatasetDict({"train": train, "validation": self.mask_once(val)}), path)
         log.info("%d training and %d validation blocks of %d tokens cached in %s",
                  len(train), len(val), hp.block_size, path)
@@ -154,11 +160,11 @@ class MaskedLMDataModule(LightningDataModule):
         held_out = train.train_test_split(test_size=hp.val_fraction, seed=hp.seed)
         return held_out["train"], held_out["test"]
 
-    def to_blocks(self, texts: Dataset) -> Dataset:
+    def to_blocks(self, texts: Dataset, role: str) -> Dataset:
         hp = self.hparams
         texts = texts.filter(lambda b: [bool(t.strip()) for t in b["text"]], batched=True)
         if len(texts) == 0:
-            raise UserError("no non-empty texts to train the masked language model on")
+            raise UserError(f"no non-empty {role} texts for the masked language model")
 
         def encode(batch):
             # verbose=False: texts longer than the model limit are fine, they are cut into blocks
@@ -168,7 +174,12 @@ class MaskedLMDataModule(LightningDataModule):
             return dict(enc)
 
         tokenized = texts.map(encode, batched=True, remove_columns=["text"], desc="tokenizing")
-        return group_into_blocks(tokenized, hp.block_size)
+        blocks = group_into_blocks(tokenized, hp.block_size)
+        if len(blocks) == 0:
+            tokens = len(flat_values(tokenized.data.column("input_ids")))
+            raise UserError(f"the {role} texts hold {tokens} tokens, fewer than one block of "
+                            f"--data.block_size={hp.block_size}: add text or lower the block size")
+        return blocks
 
     def subset(self, blocks: Dataset, limit: int | None) -> Dataset:
         if limit is None or limit >= len(blocks):

@@ -8,7 +8,9 @@ text (`.txt`, one text per line), optionally gzipped.
 
 import csv
 import gzip
+import itertools
 import os
+import zlib
 from pathlib import Path
 
 import datasets
@@ -65,21 +67,64 @@ def read_utf8(path: Path) -> str:
     except UnicodeDecodeError as err:
         bad = err.object[err.start:err.start + 1]
         raise UserError(f"{path} is not UTF-8 text (byte {err.start}: {bad!r})") from None
+    except OSError as err:
+        raise UserError(f"cannot read {path}: {err.strerror or err}") from None
+
+
+def reason(err: BaseException) -> str:
+    """The innermost cause of a reader's failure, in one line."""
+    while err.__cause__ is not None or (err.__context__ is not None and not str(err).strip()):
+        err = err.__cause__ or err.__context__
+    if isinstance(err, UnicodeDecodeError):
+        return f"not UTF-8 text (byte {err.start}: {err.object[err.start:err.start + 1]!r})"
+    if isinstance(err, (EOFError, zlib.error)):
+        return f"truncated or corrupt compressed data ({err})"
+    if isinstance(err, gzip.BadGzipFile):
+        return f"named .gz but not gzip-compressed ({err})"
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+def read_dataset(path: Path) -> Dataset:
+    """A JSON Lines / CSV / Parquet / text file (optionally gzipped) read by `datasets`; whatever
+    goes wrong (empty, truncated, wrongly compressed, not UTF-8, malformed rows) is one line
+    naming the file."""
+    if path.stat().st_size == 0:
+        raise UserError(f"{path} is empty")
+    builder = FORMATS[os.path.splitext(path.name.removesuffix(".gz"))[1]]
+    try:
+        ds = datasets.load_dataset(builder, data_files=str(path), split="train")
+        ds.data.table.validate(full=True)  # catches bytes that are not UTF-8 before any text is used
+    except Exception as err:  # the reader's many error types all mean: this file cannot be read
+        raise UserError(f"cannot read {path}: {reason(err)}") from None
+    if len(ds) == 0:
+        raise UserError(f"{path} holds no rows")
+    return ds
+
+
+def csv_rows(path: Path, limit: int | None = None) -> list[list[str]]:
+    """Rows of a CSV file (optionally gzipped), every read failure one line naming the file."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8", newline="") as f:
+            return list(itertools.islice(csv.reader(f), limit))
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error) as err:
+        raise UserError(f"cannot read {path}: {reason(err)}") from None
 
 
 def is_ag_news_csv(path: Path) -> bool:
     """The original AG News CSV has no header and starts with a class index 1-4 and two texts."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", newline="") as f:
-        first = next(csv.reader(f), [])
+    first = (csv_rows(path, limit=1) or [[]])[0]
     return len(first) == 3 and first[0] in {"1", "2", "3", "4"}
 
 
 def read_ag_news_csv(path: Path) -> Dataset:
     """Original AG News rows -> text = title + description, label = class index - 1 (0-3)."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", newline="") as f:
-        rows = list(csv.reader(f))
+    rows = csv_rows(path)
+    for row, fields in enumerate(rows, 1):
+        if len(fields) != 3 or fields[0] not in {"1", "2", "3", "4"}:
+            raise UserError(f"{path} row {row}: expected an AG News row (class 1-4, title, "
+                            f"description), got {len(fields)} fields starting {fields[:1]}")
     return Dataset.from_dict({
         "text": [f"{title} {description}" for _, title, description in rows],
         "label": [int(cls) - 1 for cls, _, _ in rows],
@@ -90,17 +135,14 @@ def read_split_files(files: dict[str, Path]) -> DatasetDict:
     splits = {}
     generic = {}
     for split, path in files.items():
+        if path.stat().st_size == 0:
+            raise UserError(f"{path} is empty")
         if path.name.removesuffix(".gz").endswith(".csv") and is_ag_news_csv(path):
             splits[split] = read_ag_news_csv(path)
         else:
             generic[split] = path
     for split, path in generic.items():
-        builder = FORMATS[os.path.splitext(path.name.removesuffix(".gz"))[1]]
-        try:
-            splits[split] = datasets.load_dataset(builder, data_files=str(path), split="train")
-        except (UnicodeDecodeError, datasets.exceptions.DatasetGenerationError) as err:
-            cause = err.__cause__ or err
-            raise UserError(f"cannot read {path}: {str(cause).splitlines()[0]}") from None
+        splits[split] = read_dataset(path)
     return DatasetDict(splits)
 
 
@@ -142,6 +184,15 @@ def load_source(dataset: str | None, data_dir: str | None) -> DatasetDict:
     raise UserError("no data source: set --data.data_dir (local files) or --data.dataset (hub id)")
 
 
+def origin(data_dir: str | None, split: str) -> str:
+    """How errors name a split: its file where it is a local split file."""
+    if data_dir:
+        path = Path(data_dir).expanduser()
+        if path.is_dir() and not is_aclimdb(path) and split in split_files(path):
+            return str(split_files(path)[split])
+    return f"{split} data"
+
+
 def identity(dataset: str | None, data_dir: str | None) -> dict:
     """What identifies a source in a cache key: its files' names, sizes and times, or the hub id."""
     return {"files": fingerprint(data_dir)} if data_dir else {"dataset": dataset}
@@ -176,10 +227,12 @@ def read_texts(path: str, text_fields: list[str]) -> list[str]:
     ext = os.path.splitext(file.name.removesuffix(".gz"))[1]
     if ext not in FORMATS:
         raise UserError(f"predict_file '{path}' has an unknown format; use one of {sorted(FORMATS)}")
+    ds = read_dataset(file)
     if ext == ".txt":
-        opener = gzip.open if file.suffix == ".gz" else open
-        with opener(file, "rt", encoding="utf-8") as f:
-            return [line.rstrip("\n") for line in f if line.strip()]
-    ds = datasets.load_dataset(FORMATS[ext], data_files=str(file), split="train")
+        return [line for line in ds["text"] if line and line.strip()]
     require_columns(ds, text_fields, f"predict_file '{path}'", "set --data.text_fields")
+    for field in text_fields:
+        row = next((i for i, value in enumerate(ds[field], 1) if value is None), None)
+        if row is not None:
+            raise UserError(f"{file} row {row}: missing {field!r}")
     return joined_texts(ds, text_fields)

@@ -9,6 +9,7 @@ import random
 from datasets import Dataset, DatasetDict
 
 from datamodules.classification import TextClassificationDataModule
+from lightning_modules.errors import at_least
 
 SUBJECTS = ["the movie", "this film", "the plot", "the acting", "the soundtrack", "the ending",
             "the cast", "the script", "the camera work", "the dialogue", "the pacing", "the story"]
@@ -59,6 +60,8 @@ class SyntheticSentimentDataModule(TextClassificationDataModule):
         label_names: list[str] = ["neg", "pos"],
         **options,
     ):
+        at_least("--data.num_train", num_train, 1)
+        at_least("--data.num_test", num_test, 1)
         super().__init__(tokenizer=tokenizer, label_names=label_names, **options)
         self.num_train, self.num_test = num_train, num_test
 

@@ -6,10 +6,11 @@ from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from torch import nn
 from transformers import PreTrainedModel
 
-from lightning_modules.errors import UserError
+from lightning_modules.errors import UserError, at_least, check
 
 # peft ships a default for BERT but none for DistilBERT; TinyBERT and MiniLM are `bert`.
 DEFAULT_TARGETS = {"bert": ["query", "value"], "distilbert": ["q_lin", "v_lin"]}
+LORA_BIAS = ("none", "all", "lora_only")
 
 
 @dataclass
@@ -48,8 +49,16 @@ def trained_heads(model: PreTrainedModel, fresh: list[str]) -> list[str]:
     return sorted(heads | set(fresh))
 
 
+def check_lora(lora: LoraSettings) -> None:
+    at_least("--model.lora.r", lora.r, 1)
+    check("--model.lora.alpha", lora.alpha, lora.alpha > 0, "a positive number")
+    check("--model.lora.dropout", lora.dropout, 0 <= lora.dropout < 1, "a probability in [0, 1)")
+    check("--model.lora.bias", lora.bias, lora.bias in LORA_BIAS, f"one of {', '.join(LORA_BIAS)}")
+
+
 def add_lora(model: PreTrainedModel, lora: LoraSettings, heads: list[str],
              task_type: TaskType | None) -> PeftModel:
+    check_lora(lora)
     model_type = model.config.model_type
     targets = lora.target_modules or DEFAULT_TARGETS.get(model_type)
     if not targets:

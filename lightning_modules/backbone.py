@@ -59,7 +59,8 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 def first_line(err: Exception) -> str:
     """The library's message cut to one line, with the way out when it asks for remote code."""
-    message = str(err).strip().splitlines()[0]
+    lines = str(err).strip().splitlines()
+    message = lines[0] if lines else type(err).__name__
     if "trust_remote_code" in str(err):
         message += " Set --model.trust_remote_code true only if you trust that code."
     return message
@@ -71,7 +72,7 @@ def from_pretrained(loader, name: str, what: str, **options):
     if os.path.isdir(source):
         try:
             return loader.from_pretrained(source, **options)
-        except (OSError, ValueError) as err:
+        except Exception as err:  # a local folder's broken files fail in many ways: name the folder
             raise UserError(f"cannot load {what} from '{name}': {first_line(err)}") from None
     try:
         return loader.from_pretrained(source, local_files_only=True, **options)

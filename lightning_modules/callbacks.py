@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from peft import PeftModel
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class HFExport(Callback):
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.fast_dev_run:
             return
-        run_dir = Path(trainer.log_dir)  # a collective under DDP: every rank must ask
+        run_dir = Path(trainer.log_dir or trainer.default_root_dir)  # a collective under DDP
         if trainer.is_global_zero:
             self.export(trainer, pl_module, run_dir)
 
@@ -56,6 +57,20 @@ class HFExport(Callback):
         model.save_pretrained(run_dir / self.dirname)
         tokenizer.save_pretrained(run_dir / self.dirname)
         log.info("exported the %s weights to %s", "best" if best else "final", run_dir / self.dirname)
+
+
+class CheckpointOnSigterm(Callback):
+    """On SIGTERM (what clusters send before they kill a job) Lightning stops once the current
+    step is done; this writes that exact mid-epoch state to `last.ckpt`, so resuming with
+    `--ckpt_path last` loses nothing."""
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        checkpoint = trainer.checkpoint_callback
+        if not isinstance(exception, SIGTERMException) or checkpoint is None or not trainer.training:
+            return
+        path = Path(checkpoint.dirpath) / f"{checkpoint.CHECKPOINT_NAME_LAST}{checkpoint.FILE_EXTENSION}"
+        trainer.save_checkpoint(path)
+        log.warning("SIGTERM: saved the state after step %d to %s", trainer.global_step, path)
 
 
 class TrainingMonitor(Callback):

@@ -1,13 +1,36 @@
-"""Checkpoints written atomically: a kill during the write never leaves a corrupt file."""
+"""Checkpoints written atomically (a kill during the write never leaves a corrupt file) and read
+with a one-line error for a file that is not one of ours."""
 
 import os
 from pathlib import Path
 
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from lightning_modules.errors import UserError
+
+
+def checked_checkpoint(path, load) -> dict:
+    """`load()` of the checkpoint at `path`, or one line saying why it is not one of ours."""
+    if not Path(path).is_file():
+        raise UserError(f"--ckpt_path '{path}' does not exist")
+    try:
+        checkpoint = load()
+    except Exception as err:  # unpickling, zip or truncation errors: not a checkpoint
+        message = str(err).strip().splitlines()
+        raise UserError(f"--ckpt_path '{path}' is not a readable checkpoint "
+                        f"({type(err).__name__}: {message[0] if message else ''})") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise UserError(f"--ckpt_path '{path}' is not a Lightning checkpoint (no state_dict); to "
+                        "start from exported weights, pass their folder as --model.backbone")
+    return checkpoint
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes `<name>.tmp` next to the target, then renames it over the target in one step."""
+
+    def load_checkpoint(self, path, *args, **kwargs) -> dict:
+        return checked_checkpoint(path, lambda: super(AtomicCheckpointIO, self).load_checkpoint(
+            path, *args, **kwargs))
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
         path = Path(path)

@@ -16,7 +16,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification
 from lightning_modules import adapters
 from lightning_modules.adapters import LoraSettings
 from lightning_modules.backbone import from_pretrained
-from lightning_modules.encoder import EncoderModule
+from lightning_modules.encoder import EncoderModule, check_training_options
 from lightning_modules.errors import UserError
 from lightning_modules.figures import confusion_matrix_figure
 from lightning_modules.packing import first_token_outputs, use_varlen_attention
@@ -68,6 +68,7 @@ class SequenceClassifier(EncoderModule):
         compile: bool = False,
     ):
         super().__init__()
+        check_training_options(learning_rate, weight_decay, warmup_ratio, freeze_layers)
         self.save_hyperparameters()
         self.label_names = list(label_names)
         num_labels = len(self.label_names)

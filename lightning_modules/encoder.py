@@ -11,7 +11,7 @@ from lightning import LightningModule
 from torch import nn
 
 from lightning_modules.adapters import encoder_layers
-from lightning_modules.errors import UserError
+from lightning_modules.errors import UserError, at_least, check
 from lightning_modules.optim import adamw_with_warmup
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,15 @@ def restore_rng_states(states: dict) -> None:
     np.random.set_state((kind, keys.numpy(), pos, has_gauss, cached))
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def check_training_options(learning_rate: float, weight_decay: float, warmup_ratio: float,
+                           freeze_layers: int) -> None:
+    """The options both task modules share, checked before any weights are loaded."""
+    check("--model.learning_rate", learning_rate, 0 < learning_rate < 1, "a positive rate below 1")
+    check("--model.weight_decay", weight_decay, 0 <= weight_decay < 1, "a value in [0, 1)")
+    check("--model.warmup_ratio", warmup_ratio, 0 <= warmup_ratio < 1, "a fraction in [0, 1)")
+    at_least("--model.freeze_layers", freeze_layers, 0)
 
 
 class EncoderModule(LightningModule):

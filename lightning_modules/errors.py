@@ -3,9 +3,25 @@
 import sys
 from collections.abc import Callable
 
+from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
+
 
 class UserError(ValueError):
     """A bad path, column, label, model name or option, described in one line."""
+
+
+def check(option: str, value, valid: bool, expected: str) -> None:
+    """Refuse an option's value where it enters, in one line: the option, the value, what is valid."""
+    if not valid:
+        raise UserError(f"{option}={value!r} is out of range: expected {expected}")
+
+
+def at_least(option: str, value, low: int, optional: bool = False) -> None:
+    """An integer option (None allowed where `optional`) that must be `low` or more."""
+    if optional and value is None:
+        return
+    check(option, value, isinstance(value, int) and value >= low,
+          f"an integer >= {low}" + (" or null" if optional else ""))
 
 
 def user_error_in(err: BaseException | None) -> UserError | None:
@@ -20,12 +36,19 @@ def user_error_in(err: BaseException | None) -> UserError | None:
 
 
 def exit_on_user_error(main: Callable[[], object]) -> None:
-    """Run `main`; a UserError anywhere in the failure ends the process with `error: ...` and
-    status 1, instead of a traceback. Other failures keep their traceback."""
+    """Run `main`; a UserError anywhere in the failure, or a Trainer option Lightning refuses,
+    ends the process with one `error: ...` line and status 1, instead of a traceback. A SIGTERM
+    stop ends with status 143, as a killed job would. Other failures keep their traceback."""
     try:
         main()
+    except SIGTERMException:
+        print("stopped by SIGTERM: last.ckpt holds the state after the last finished step; resume "
+              "with the same command and --ckpt_path last", file=sys.stderr)
+        sys.exit(143)
     except Exception as err:
         user_error = user_error_in(err)
-        if user_error is None:
-            raise
-        sys.exit(f"error: {user_error}")
+        if user_error is not None:
+            sys.exit(f"error: {user_error}")
+        if isinstance(err, MisconfigurationException):
+            sys.exit(f"error: {str(err).strip().splitlines()[0]}")
+        raise

@@ -12,7 +12,7 @@ from transformers import AutoModelForMaskedLM
 from lightning_modules import adapters
 from lightning_modules.adapters import LoraSettings
 from lightning_modules.backbone import from_pretrained
-from lightning_modules.encoder import EncoderModule
+from lightning_modules.encoder import EncoderModule, check_training_options
 
 
 def split_head(model: nn.Module) -> tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor]] | None:
@@ -61,6 +61,7 @@ class MaskedLanguageModel(EncoderModule):
         compile: bool = False,
     ):
         super().__init__()
+        check_training_options(learning_rate, weight_decay, warmup_ratio, freeze_layers)
         self.save_hyperparameters()
         model = from_pretrained(AutoModelForMaskedLM, backbone, "model",
                                 trust_remote_code=trust_remote_code).train()

@@ -33,10 +33,10 @@ def case_args(case: str, tmp_path, tiny_bert: str) -> tuple[list[str], str]:
             "error: train data has no column 'text'; columns are ['review', 'label']"
     if case == "label outside classes":
         return imdb + data(good_rows() + [{"text": "meh", "label": 5}]), \
-            "error: train data has label 5, outside the known classes"
+            f"error: {tmp_path / 'data' / 'train.jsonl'} row 21: label 5 is outside the known classes"
     if case == "label of the wrong type":
         return imdb + data(good_rows() + [{"text": "meh", "label": "great"}]), \
-            "error: train data has label 'great', outside the known classes"
+            f"error: {tmp_path / 'data' / 'train.jsonl'} row 21: label 'great' is outside the known classes"
     if case == "not utf-8":
         folder = tmp_path / "acl"
         for label in ("pos", "neg"):

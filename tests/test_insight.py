@@ -121,3 +121,13 @@ def test_predict_from_an_exported_model_directory(runs, tmp_path):
     ])
     with open(Path(cli.trainer.log_dir) / "predictions.csv") as f:
         assert len(list(csv.DictReader(f))) == 2
+
+
+def test_hparams_yaml_holds_the_run_hyperparameters(runs):
+    import yaml
+
+    for cli in runs[1].values():
+        saved = yaml.safe_load((Path(cli.trainer.log_dir) / "hparams.yaml").read_text())
+        assert saved["learning_rate"] == cli.model.hparams.learning_rate
+        assert saved["model"]["backbone"] == cli.model.hparams.backbone
+        assert saved["data"]["batch_size"] == cli.datamodule.hparams.batch_size

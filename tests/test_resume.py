@@ -35,8 +35,19 @@ trainer:
       init_args: {monitor: val/acc, mode: max, save_last: true, enable_version_counter: false}
     - class_path: lightning.pytorch.callbacks.ModelCheckpoint
       init_args: {every_n_train_steps: 4, save_top_k: 0, save_last: true, enable_version_counter: false}
+    - class_path: lightning_modules.callbacks.CheckpointOnSigterm
     - class_path: tests.test_resume.Pause
 """
+
+
+class StepFile(Callback):
+    """Writes the global step after every batch, so a test knows how far a run has come."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        Path(self.path).write_text(str(trainer.global_step))
 
 
 def command(workdir: Path, name: str, *extra: str) -> list[str]:
@@ -120,3 +131,32 @@ def test_ckpt_path_last_resumes_the_newest_run_in_its_folder(tiny_bert, tmp_path
     resumed = fit(2, "--ckpt_path", "last")
     assert resumed.trainer.log_dir == first.trainer.log_dir
     assert resumed.trainer.global_step == 2 * first.trainer.global_step
+
+
+@pytest.mark.slow
+def test_sigterm_saves_the_exact_state_and_resumes_to_an_uninterrupted_run(tiny_bert, tmp_path, monkeypatch):
+    monkeypatch.setenv("TINY_BERT", tiny_bert)
+    finished(run(command(tmp_path, "straight")))
+
+    steps = tmp_path / "step"
+    stopped = run(command(tmp_path, "stopped", "--trainer.callbacks+=tests.test_resume.StepFile",
+                          "--trainer.callbacks.path", str(steps)))
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not (steps.exists() and int(steps.read_text() or 0) >= 6):
+        time.sleep(0.05)
+    seen = int(steps.read_text())
+    stopped.send_signal(signal.SIGTERM)
+    _, stderr = stopped.communicate(timeout=120)
+    assert stopped.returncode == 143, stderr.decode()[-3000:]
+    assert "stopped by SIGTERM" in stderr.decode().strip().splitlines()[-1]
+    assert "Traceback" not in stderr.decode()
+    last = tmp_path / "logs" / "stopped" / "version_0" / "checkpoints" / "last.ckpt"
+    saved = torch.load(last, weights_only=True)
+    assert saved["epoch"] == 0 and seen <= saved["global_step"] < STEPS_PER_EPOCH
+
+    finished(run(command(tmp_path, "stopped", "--ckpt_path", str(last))))
+    straight = torch.load(tmp_path / "logs/straight/version_0/checkpoints/last.ckpt", weights_only=True)
+    resumed = torch.load(last, weights_only=True)
+    assert resumed["global_step"] == straight["global_step"] == 2 * STEPS_PER_EPOCH
+    for key, value in straight["state_dict"].items():
+        torch.testing.assert_close(resumed["state_dict"][key], value, rtol=0, atol=1e-6, msg=key)
