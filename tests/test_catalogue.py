@@ -44,6 +44,23 @@ def corrupt_model(tmp: Path, tiny_bert: str, name: str) -> tuple[list[str], str]
     return ["--model.backbone", str(folder)], f"cannot load model from '{folder}'"
 
 
+# case: (option, value given, value as the error shows it)
+OPTIONS = {
+    "batch size 0": ("--data.batch_size", "0", "0"),
+    "val_fraction above 1": ("--data.val_fraction", "1.5", "1.5"),
+    "max_length 1": ("--data.max_length", "1", "1"),
+    "duplicate class names": ("--data.label_names", "[pos, pos]", "['pos', 'pos']"),
+    "negative learning rate": ("--model.learning_rate", "-1", "-1.0"),
+    "warmup ratio 1": ("--model.warmup_ratio", "1", "1.0"),
+    "LoRA rank 0": ("--model.lora.r", "0", "0"),
+    "LoRA dropout 1.5": ("--model.lora.dropout", "1.5", "1.5"),
+    "LoRA bias unknown": ("--model.lora.bias", "sideways", "'sideways'"),
+    "accumulation 0": ("--trainer.accumulate_grad_batches", "0", "0"),
+    "negative clipping": ("--trainer.gradient_clip_val", "-0.5", "-0.5"),
+    "validation interval 0": ("--trainer.val_check_interval", "0", "0"),
+}
+
+
 def case(name: str, tmp: Path, tiny_bert: str) -> tuple[list[str], str]:
     """(arguments to the CLI, text the error line must contain)."""
     fit = ["fit", "--config", QUICKSTART, "--model.backbone", tiny_bert]
@@ -78,27 +95,13 @@ def case(name: str, tmp: Path, tiny_bert: str) -> tuple[list[str], str]:
     if name == "AG News CSV with a short row":
         args, path = data_dir(tmp, "train.csv", '"3","Title","Text"\n"1","only a title"\n')
         return files + args, f"{path} row 2: expected an AG News row"
+    predict = ["predict", "--config", QUICKSTART, "--model.backbone", tiny_bert, "--data.predict_file"]
+    validate = ["validate", "--config", QUICKSTART, "--model.backbone", tiny_bert, "--ckpt_path"]
     if name == "missing predict file":
-        return [
-            "predict",
-            "--config",
-            QUICKSTART,
-            "--model.backbone",
-            tiny_bert,
-            "--data.predict_file",
-            str(tmp / "none.txt"),
-        ], f"predict_file '{tmp / 'none.txt'}' does not exist"
+        return predict + [str(tmp / "none.txt")], f"predict_file '{tmp / 'none.txt'}' does not exist"
     if name == "predict file with a missing text":
         _, path = data_dir(tmp, "texts.jsonl", jsonl([{"text": "fine"}, {"text": None}]))
-        return [
-            "predict",
-            "--config",
-            QUICKSTART,
-            "--model.backbone",
-            tiny_bert,
-            "--data.predict_file",
-            path,
-        ], f"{path} row 2: missing 'text'"
+        return predict + [path], f"{path} row 2: missing 'text'"
     if name == "corrupt config.json":
         args, message = corrupt_model(tmp, tiny_bert, "config.json")
         return ["fit", "--config", QUICKSTART, *args], message.split(" from ")[1]
@@ -106,63 +109,16 @@ def case(name: str, tmp: Path, tiny_bert: str) -> tuple[list[str], str]:
         args, message = corrupt_model(tmp, tiny_bert, "model.safetensors")
         return ["fit", "--config", QUICKSTART, *args], message
     if name == "missing checkpoint":
-        return [
-            "validate",
-            "--config",
-            QUICKSTART,
-            "--model.backbone",
-            tiny_bert,
-            "--ckpt_path",
-            str(tmp / "none.ckpt"),
-        ], f"--ckpt_path '{tmp / 'none.ckpt'}' does not exist"
+        return validate + [str(tmp / "none.ckpt")], f"--ckpt_path '{tmp / 'none.ckpt'}' does not exist"
     if name == "file that is not a checkpoint":
         (tmp / "bad.ckpt").write_bytes(b"not a checkpoint at all")
-        return [
-            "validate",
-            "--config",
-            QUICKSTART,
-            "--model.backbone",
-            tiny_bert,
-            "--ckpt_path",
-            str(tmp / "bad.ckpt"),
-        ], "is not a readable checkpoint"
+        return validate + [str(tmp / "bad.ckpt")], "is not a readable checkpoint"
     if name == "weights file as a checkpoint":
         torch.save({"weight": torch.zeros(2)}, tmp / "weights.ckpt")
-        return [
-            "validate",
-            "--config",
-            QUICKSTART,
-            "--model.backbone",
-            tiny_bert,
-            "--ckpt_path",
-            str(tmp / "weights.ckpt"),
-        ], "is not a Lightning checkpoint"
-    options = {
-        "batch size 0": (["--data.batch_size", "0"], "--data.batch_size=0 is out of range"),
-        "val_fraction above 1": (["--data.val_fraction", "1.5"], "--data.val_fraction=1.5 is out of range"),
-        "max_length 1": (["--data.max_length", "1"], "--data.max_length=1 is out of range"),
-        "duplicate class names": (["--data.label_names", "[pos, pos]"], "--data.label_names=['pos', 'pos']"),
-        "negative learning rate": (
-            ["--model.learning_rate", "-1"],
-            "--model.learning_rate=-1.0 is out of range",
-        ),
-        "warmup ratio 1": (["--model.warmup_ratio", "1"], "--model.warmup_ratio=1.0 is out of range"),
-        "LoRA rank 0": (["--model.lora.r", "0"], "--model.lora.r=0 is out of range"),
-        "LoRA dropout 1.5": (["--model.lora.dropout", "1.5"], "--model.lora.dropout=1.5 is out of range"),
-        "LoRA bias unknown": (
-            ["--model.lora.bias", "sideways"],
-            "--model.lora.bias='sideways' is out of range",
-        ),
-        "accumulation 0": (
-            ["--trainer.accumulate_grad_batches", "0"],
-            "--trainer.accumulate_grad_batches=0 is out of range",
-        ),
-        "negative clipping": (["--trainer.gradient_clip_val", "-1"], "--trainer.gradient_clip_val=-1"),
-        "validation interval 0": (["--trainer.val_check_interval", "0"], "--trainer.val_check_interval=0"),
-    }
-    if name in options:
-        args, message = options[name]
-        return fit + args, message
+        return validate + [str(tmp / "weights.ckpt")], "is not a Lightning checkpoint"
+    if name in OPTIONS:
+        option, value, shown = OPTIONS[name]
+        return fit + [option, value], f"{option}={shown} is out of range"
     if name == "too few texts for a stratified split":
         args, _ = data_dir(tmp, "train.jsonl", jsonl(rows(3)))
         return files + args, "the training data is too small to hold out a stratified validation split"
@@ -311,3 +267,11 @@ def test_early_stopping_overlay_stops_a_run(tmp_path, tiny_bert):
     stoppers = [c for c in cli.trainer.callbacks if isinstance(c, EarlyStopping)]
     assert len(stoppers) == 1 and stoppers[0].monitor == "val/acc"
     assert stoppers[0].stopped_epoch > 0 and cli.trainer.current_epoch < 10  # no learning, patience 3
+
+
+def test_a_broken_yaml_file_gets_the_cli_own_message(tmp_path, capsys):
+    (tmp_path / "broken.yaml").write_text("model: [unclosed\n")
+    with pytest.raises(SystemExit) as stop:
+        main(["fit", "--config", QUICKSTART, "--config", str(tmp_path / "broken.yaml")])
+    assert stop.value.code == 2
+    assert "did not find expected" in capsys.readouterr().err  # the YAML parser's own words

@@ -115,7 +115,13 @@ def test_checkpoint_of_another_label_set_is_named(tiny_bert, tmp_path):
               "--data.num_test", "16", "--data.cache_dir", str(tmp_path / "cache"),
               "--test_after_fit", "false", "--trainer.max_epochs", "1",
               "--trainer.logger.init_args.save_dir", str(tmp_path / "logs")]
-    three = run_cli("fit", *common, "--data.label_names", "[bad, okay, good]",
+    rows = [{"text": f"review {i}", "label": ["bad", "okay", "good"][i % 3]} for i in range(60)]
+    three = run_cli("fit", "--config", IMDB, "--model.backbone", tiny_bert, "--data.max_length", "128",
+                    "--data.label_names", "[bad, okay, good]",
+                    "--data.data_dir", write_jsonl(tmp_path / "three-classes", rows),
+                    "--data.cache_dir", str(tmp_path / "cache"), "--test_after_fit", "false",
+                    "--trainer.max_epochs", "1",
+                    "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"),
                     "--trainer.logger.init_args.name", "three")
     assert three.returncode == 0, three.stderr[-2000:]
     checkpoint = tmp_path / "logs" / "three" / "version_0" / "checkpoints" / "last.ckpt"

@@ -131,3 +131,18 @@ def test_hparams_yaml_holds_the_run_hyperparameters(runs):
         assert saved["learning_rate"] == cli.model.hparams.learning_rate
         assert saved["model"]["backbone"] == cli.model.hparams.backbone
         assert saved["data"]["batch_size"] == cli.datamodule.hparams.batch_size
+
+
+def test_predictions_on_the_test_split_keep_the_original_text(runs, tmp_path):
+    workdir, clis = runs
+    run_dir = Path(clis["full"].trainer.log_dir)
+    cli = main([
+        "predict", "--config", str(ROOT / "configs" / "quickstart.yaml"),
+        "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt"),
+        "--data.num_train", "192", "--data.num_test", "48", "--data.cache_dir", str(workdir / "cache"),
+        "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"),
+    ])
+    with open(Path(cli.trainer.log_dir) / "predictions.csv") as f:
+        texts = [r["text"] for r in csv.DictReader(f)]
+    assert texts == list(cli.datamodule.splits["test"]["text"])
+    assert any(t != t.lower() for t in texts)  # not decoded back from lower-cased token ids
