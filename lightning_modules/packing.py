@@ -48,6 +48,7 @@ def warn_no_attention_dropout(p: float) -> None:
                 "stays. Install flash-attn to keep it, or use --data.packing false", p)
 
 
+@torch.compiler.disable  # data-dependent slicing: under --model.compile it runs eagerly between graphs
 def per_text_sdpa(query, key, value, cu_seq_lens: torch.Tensor, dropout: float, scaling):
     """SDPA on each text in turn: [1, H, T, D] in, [T, H, D] out. Exact, any device and dtype."""
     bounds = cu_seq_lens.tolist()

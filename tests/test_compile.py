@@ -1,9 +1,12 @@
 """The `compile` switch: regional torch.compile of the encoder layers, same training, same checkpoints."""
 
+import pytest
 import torch
 from lightning import Trainer, seed_everything
 from torch.utils.data import DataLoader
+from transformers import AutoTokenizer
 
+from datamodules.packing import PackedCollator
 from lightning_modules.adapters import encoder_layers
 from lightning_modules.classifier import SequenceClassifier
 from tests.test_classifier import batch_of
@@ -11,24 +14,30 @@ from tests.test_classifier import batch_of
 TEXTS = ["a great movie", "a bad film", "truly great", "rather bad and simply not good"]
 
 
-def fit_steps(backbone: str, compile: bool) -> SequenceClassifier:
+def packed(backbone: str, texts: list[str], labels: list[int]) -> dict:
+    ids = AutoTokenizer.from_pretrained(backbone)(texts)["input_ids"]
+    return PackedCollator(0, 128, 16)([{"input_ids": i, "labels": y} for i, y in zip(ids, labels)])
+
+
+def fit_steps(backbone: str, compile: bool, collate=batch_of) -> SequenceClassifier:
     seed_everything(0)
     module = SequenceClassifier(backbone, ["neg", "pos"], learning_rate=1e-3, warmup_ratio=0.0,
                                 compile=compile)
-    batches = [batch_of(backbone, TEXTS[:2], [1, 0]), batch_of(backbone, TEXTS, [1, 0, 1, 0])]
+    batches = [collate(backbone, TEXTS[:2], [1, 0]), collate(backbone, TEXTS, [1, 0, 1, 0])]
     trainer = Trainer(max_epochs=2, logger=False, enable_checkpointing=False,
                       enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
     trainer.fit(module, DataLoader(batches, batch_size=None))
     return module
 
 
-def test_compiled_layers_train_like_eager_ones_and_keep_their_weight_names(no_dropout_bert):
+@pytest.mark.parametrize("collate", [batch_of, packed], ids=["padded", "packed"])
+def test_compiled_layers_train_like_eager_ones_and_keep_their_weight_names(no_dropout_bert, collate):
     """Without dropout: compiled dropout draws other random numbers than eager dropout."""
-    eager = fit_steps(no_dropout_bert, compile=False)
-    compiled = fit_steps(no_dropout_bert, compile=True)
+    eager = fit_steps(no_dropout_bert, compile=False, collate=collate)
+    compiled = fit_steps(no_dropout_bert, compile=True, collate=collate)
     assert all(layer._compiled_call_impl is not None for layer in encoder_layers(compiled.model))
     assert all(layer._compiled_call_impl is None for layer in encoder_layers(eager.model))
     eager_state, compiled_state = eager.state_dict(), compiled.state_dict()
     assert list(compiled_state) == list(eager_state)
     for name, value in eager_state.items():
-        torch.testing.assert_close(compiled_state[name], value, rtol=1e-4, atol=1e-5, msg=name)
+        torch.testing.assert_close(compiled_state[name], value, rtol=1e-4, atol=5e-5, msg=name)
