@@ -160,13 +160,14 @@ class TextClassificationDataModule(LightningDataModule):
         names, fraction = self.label_names, self.hparams.val_fraction
         counts = Counter(train["label"])
         per_class = ", ".join(f"{name}: {counts[i]}" for i, name in enumerate(names))
+        fewest = min(counts[i] for i in range(len(names)))
         if not holding_out:
-            if min(counts[i] for i in range(len(names))) < 1:
+            if fewest < 1:
                 raise UserError(f"the training data lacks a class ({per_class}): every class needs "
                                 "at least one training text")
             return
         held_out = math.ceil(fraction * len(train))
-        if min(counts[i] for i in range(len(names))) < 2 or not (
+        if fewest < 2 or not (
                 len(names) <= held_out <= len(train) - len(names)):
             raise UserError(
                 f"the training data is too small to hold out a stratified validation split of "

@@ -42,7 +42,3 @@ class PackedCollator:
             "max_length_k": self.max_length,
             "labels": torch.tensor([f["labels"] for f in features]),
         }
-
-
-def is_packed(batch: dict) -> bool:
-    return "cu_seq_lens_q" in batch

@@ -188,8 +188,9 @@ def origin(data_dir: str | None, split: str) -> str:
     """How errors name a split: its file where it is a local split file."""
     if data_dir:
         path = Path(data_dir).expanduser()
-        if path.is_dir() and not is_aclimdb(path) and split in split_files(path):
-            return str(split_files(path)[split])
+        files = split_files(path) if path.is_dir() and not is_aclimdb(path) else {}
+        if split in files:
+            return str(files[split])
     return f"{split} data"
 
 
