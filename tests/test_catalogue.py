@@ -3,8 +3,10 @@ with one `error:` line that names the bad file, row or option. Classes: files a 
 (split files of each format, predict files, model folders, checkpoints), option values, data too
 small for what is asked. Lightning's own switches must work with our defaults."""
 
+import builtins
 import gzip
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -37,6 +39,20 @@ def data_dir(tmp: Path, name: str, content: bytes | str) -> tuple[list[str], str
     return ["--data.data_dir", str(folder)], str(path)
 
 
+def unreadable(path: str, monkeypatch) -> None:
+    """No read permission; as root (CI containers) permissions do not bind, so `open` refuses."""
+    os.chmod(path, 0)
+    if os.geteuid() == 0:
+        real_open = builtins.open
+
+        def refuse(file, *args, **kwargs):
+            if str(file) == path:
+                raise PermissionError(13, "Permission denied", path)
+            return real_open(file, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "open", refuse)
+
+
 def corrupt_model(tmp: Path, tiny_bert: str, name: str) -> tuple[list[str], str]:
     folder = tmp / "model"
     shutil.copytree(tiny_bert, folder)
@@ -61,13 +77,17 @@ OPTIONS = {
 }
 
 
-def case(name: str, tmp: Path, tiny_bert: str) -> tuple[list[str], str]:
+def case(name: str, tmp: Path, tiny_bert: str, monkeypatch) -> tuple[list[str], str]:
     """(arguments to the CLI, text the error line must contain)."""
     fit = ["fit", "--config", QUICKSTART, "--model.backbone", tiny_bert]
     files = ["fit", "--config", IMDB, "--model.backbone", tiny_bert, "--data.max_length", "128"]
     if name == "empty split file":
         args, path = data_dir(tmp, "train.jsonl", "")
         return files + args, f"{path} is empty"
+    if name == "unreadable split file":
+        args, path = data_dir(tmp, "train.jsonl", jsonl(rows()))
+        unreadable(path, monkeypatch)
+        return files + args, f"cannot read {path}: PermissionError"
     if name == "truncated gzip":
         args, path = data_dir(tmp, "train.jsonl.gz", gzip.compress(jsonl(rows()).encode())[:60])
         return files + args, f"cannot read {path}: truncated or corrupt compressed data"
@@ -144,6 +164,7 @@ def case(name: str, tmp: Path, tiny_bert: str) -> tuple[list[str], str]:
 
 CASES = [
     "empty split file",
+    "unreadable split file",
     "truncated gzip",
     "named .gz, not gzip",
     "JSONL not UTF-8",
@@ -188,8 +209,8 @@ def run_main(args: list[str], tmp: Path):
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_bad_input_is_one_line_naming_it(name, tmp_path, tiny_bert, capsys):
-    args, expected = case(name, tmp_path, tiny_bert)
+def test_bad_input_is_one_line_naming_it(name, tmp_path, tiny_bert, capsys, monkeypatch):
+    args, expected = case(name, tmp_path, tiny_bert, monkeypatch)
     with pytest.raises(SystemExit) as stop:
         run_main(args, tmp_path)
     message = str(stop.value.code)
