@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lightning_modules.figures import plt
+from core.figures import comparison_figure, save_figure
 
 
 @dataclass
@@ -89,25 +89,6 @@ def markdown(runs: list[Run]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(runs: list[Run], path: Path) -> None:
-    fig, (curves, bars) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for r in runs:
-        if r.curve:
-            steps, values = zip(*r.curve)
-            curves.plot(steps, values, marker="o", label=r.name)
-    curves.set_xlabel("step")
-    curves.set_ylabel(" / ".join(sorted({r.monitor for r in runs})))
-    curves.set_title("validation")
-    curves.legend(fontsize="small")
-    names = [r.name for r in runs]
-    bars.barh(names, [r.trainable_params or 0 for r in runs])
-    bars.set_xscale("log")
-    bars.set_xlabel("trainable parameters (log scale)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 def compare(root: Path, out_dir: Path | None = None) -> list[Run]:
     folders = sorted(p.parent for p in root.rglob("config.yaml")
                      if list(p.parent.glob("events.out.tfevents.*")))
@@ -116,7 +97,7 @@ def compare(root: Path, out_dir: Path | None = None) -> list[Run]:
     runs = [read_run(folder, root) for folder in folders]
     out_dir = out_dir or root
     (out_dir / "report.md").write_text(markdown(runs))
-    plot(runs, out_dir / "report.png")
+    save_figure(comparison_figure(runs), out_dir / "report.png")
     return runs
 
 

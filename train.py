@@ -10,9 +10,9 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
-from lightning_modules.checkpoint_io import checked_checkpoint
-from lightning_modules.errors import UserError, at_least, check, exit_on_user_error
-from lightning_modules.summary import key_hparams, result_metrics
+from core.errors import UserError, at_least, check, exit_on_user_error
+from plugins.checkpoint_io import checked_checkpoint
+from plugins.hparams import key_hparams, result_metrics
 
 ROOT = Path(__file__).resolve().parent
 DEFAULTS = ROOT / "configs" / "defaults.yaml"

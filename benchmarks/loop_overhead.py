@@ -30,10 +30,10 @@ from transformers import AutoModelForSequenceClassification  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from random_models import save_random_model  # noqa: E402
 
-from lightning_modules.callbacks import TrainingMonitor  # noqa: E402
-from lightning_modules.classifier import SequenceClassifier  # noqa: E402
-from lightning_modules.loggers import ClaimingTensorBoardLogger  # noqa: E402
+from lightning_modules.classification import SequenceClassifier  # noqa: E402
 from lightning_modules.optim import adamw_with_warmup  # noqa: E402
+from plugins.logger import ClaimingTensorBoardLogger  # noqa: E402
+from plugins.monitor import TrainingMonitor  # noqa: E402
 
 
 def fixed_batches(steps: int, batch_size: int, length: int, vocab: int) -> list[dict]:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from transformers import AutoModelForSequenceClassification, BertConfig, DistilBertConfig, PretrainedConfig
 
-from lightning_modules.backbone import load_tokenizer, resolve_backbone
+from core.pretrained import load_tokenizer, resolve_backbone
 
 CONFIGS = {
     "distilbert": DistilBertConfig,  # the defaults are distilbert-base-uncased

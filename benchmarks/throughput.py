@@ -46,10 +46,10 @@ from transformers import Trainer as HFTrainer  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from random_models import CONFIGS, body_shape, save_model  # noqa: E402
 
+from core.errors import exit_on_user_error  # noqa: E402
 from datamodules.imdb import IMDBDataModule  # noqa: E402
 from datamodules.packing import PackedCollator  # noqa: E402
-from lightning_modules.classifier import SequenceClassifier  # noqa: E402
-from lightning_modules.errors import exit_on_user_error  # noqa: E402
+from lightning_modules.classification import SequenceClassifier  # noqa: E402
 from lightning_modules.optim import adamw_with_warmup  # noqa: E402
 
 # Dense peak TFLOP/s by GPU name: (16-bit tensor cores, fp32 without TF32).

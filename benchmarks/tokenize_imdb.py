@@ -16,8 +16,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 
+from core.errors import exit_on_user_error  # noqa: E402
 from datamodules.imdb import IMDBDataModule  # noqa: E402
-from lightning_modules.errors import exit_on_user_error  # noqa: E402
 
 
 def timed(fn) -> float:

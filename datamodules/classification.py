@@ -1,27 +1,21 @@
 """TextClassificationDataModule: raw text -> stratified splits -> tokenized once, cached -> batches."""
 
 import logging
-import math
-from collections import Counter
-from functools import cached_property
-from pathlib import Path
 
 from datasets import ClassLabel, Dataset, DatasetDict
-from lightning import LightningDataModule
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding
 
+from core.errors import UserError, at_least, check
 from datamodules import sources
-from datamodules.cache import keyed_path, load_cached, save_atomically, tokenizer_identity
-from datamodules.loading import make_loader
+from datamodules.base import TextDataModule
+from datamodules.labels import check_class_counts, label_id
 from datamodules.packing import PackedCollator
-from lightning_modules.backbone import load_tokenizer
-from lightning_modules.errors import UserError, at_least, check
 
 log = logging.getLogger(__name__)
 
 
-class TextClassificationDataModule(LightningDataModule):
+class TextClassificationDataModule(TextDataModule):
     """Any {text, label} source. Subclasses (IMDB, AG News) only change defaults.
 
     Args:
@@ -73,73 +67,45 @@ class TextClassificationDataModule(LightningDataModule):
         packing: bool = True,
         packed_length_multiple: int = 256,
     ):
-        super().__init__()
-        check("--data.val_fraction", val_fraction, 0.0 < val_fraction < 1.0, "a fraction in (0, 1)")
         check("--data.label_names", label_names, len(set(label_names)) == len(label_names) >= 2,
               "two or more distinct class names")
         at_least("--data.max_length", max_length, 3)  # [CLS], one token, [SEP]
-        at_least("--data.batch_size", batch_size, 1)
-        at_least("--data.eval_batch_size", eval_batch_size, 1, optional=True)
         for name, limit in (("train", limit_train_samples), ("val", limit_val_samples),
                             ("test", limit_test_samples)):
             at_least(f"--data.limit_{name}_samples", limit, 1, optional=True)
-        at_least("--data.num_workers", num_workers, 0)
         at_least("--data.packed_length_multiple", packed_length_multiple, 1)
-        if data_dir is not None and not Path(data_dir).expanduser().is_dir():
-            raise UserError(f"data_dir '{data_dir}' does not exist or is not a folder")
-        self.save_hyperparameters()
+        super().__init__(tokenizer=tokenizer, dataset=dataset, data_dir=data_dir, text_fields=text_fields,
+                         val_fraction=val_fraction, batch_size=batch_size, eval_batch_size=eval_batch_size,
+                         num_workers=num_workers, seed=seed, cache_dir=cache_dir,
+                         trust_remote_code=trust_remote_code)
+        self.check_token_limit("--data.max_length", max_length)
         self.label_names = list(label_names)
-        self.tokenizer = load_tokenizer(tokenizer, trust_remote_code)
-        if max_length > self.tokenizer.model_max_length:
-            raise UserError(f"max_length={max_length} exceeds the {self.tokenizer.model_max_length}-token "
-                            f"limit of backbone '{tokenizer}'")
         self.collator = (PackedCollator(self.tokenizer.pad_token_id, max_length, packed_length_multiple)
                          if packing else DataCollatorWithPadding(self.tokenizer, pad_to_multiple_of=8))
-        self.splits: DatasetDict | None = None
         self.predict_texts: list[str] = []
 
     @property
     def num_labels(self) -> int:
         return len(self.label_names)
 
-    # ---- where the raw text comes from; subclasses may override both ----
-    def source_identity(self) -> dict:
-        """What identifies the raw data in the cache key."""
-        return sources.identity(self.hparams.dataset, self.hparams.data_dir)
-
-    def load_raw(self) -> DatasetDict:
-        return sources.load_source(self.hparams.dataset, self.hparams.data_dir)
-
-    # ---- preparation, run once (rank 0), result cached ----
-    @cached_property
-    def cache_path(self) -> Path:
-        """Computed once, so prepare_data and setup agree even if the data folder changes."""
-        hp = self.hparams
-        return keyed_path(hp.cache_dir, type(self).__name__, {
-            "source": self.source_identity(),
-            "tokenizer": tokenizer_identity(self.tokenizer),
-            "options": {k: hp[k] for k in (
-                "label_names", "text_fields", "label_field", "max_length", "val_fraction",
-                "limit_train_samples", "limit_val_samples", "limit_test_samples", "seed")},
-        })
+    def cache_options(self) -> list[str]:
+        return ["label_names", "text_fields", "label_field", "max_length", "val_fraction",
+                "limit_train_samples", "limit_val_samples", "limit_test_samples", "seed"]
 
     def prepare_data(self) -> None:
         if self.hparams.predict_file and self.trainer is not None and self.trainer.predicting:
             return  # predicting on a file needs none of the training data
-        path = self.cache_path
-        if path.is_dir():
-            log.info("tokenized data found in cache: %s", path)
-            return
-        splits = self.make_splits(self.load_raw())
-        tokenized = DatasetDict({name: self.tokenize(ds) for name, ds in splits.items()})
-        save_atomically(tokenized, path)
-        log.info("tokenized data cached in %s", path)
+        super().prepare_data()
+
+    def build(self, raw: DatasetDict) -> DatasetDict:
+        return DatasetDict({name: self.tokenize(ds) for name, ds in self.make_splits(raw).items()})
 
     def make_splits(self, raw: DatasetDict) -> DatasetDict:
         hp = self.hparams
         splits = {name: self.to_text_label(ds, name) for name, ds in raw.items()
                   if name in ("train", "validation", "test")}  # not `unsup`: it has no labels
-        self.check_class_counts(splits["train"], holding_out="validation" not in splits)
+        check_class_counts(splits["train"]["label"], self.label_names, hp.val_fraction,
+                           holding_out="validation" not in splits)
         if "validation" not in splits:
             held_out = splits["train"].train_test_split(
                 test_size=hp.val_fraction, stratify_by_column="label", seed=hp.seed
@@ -155,33 +121,14 @@ class TextClassificationDataModule(LightningDataModule):
                 splits[name] = splits[name].shuffle(seed=hp.seed).select(range(limit))
         return DatasetDict(splits)
 
-    def check_class_counts(self, train: Dataset, holding_out: bool) -> None:
-        """Every class needs training texts, and a stratified held-out split two of each."""
-        names, fraction = self.label_names, self.hparams.val_fraction
-        counts = Counter(train["label"])
-        per_class = ", ".join(f"{name}: {counts[i]}" for i, name in enumerate(names))
-        fewest = min(counts[i] for i in range(len(names)))
-        if not holding_out:
-            if fewest < 1:
-                raise UserError(f"the training data lacks a class ({per_class}): every class needs "
-                                "at least one training text")
-            return
-        held_out = math.ceil(fraction * len(train))
-        if fewest < 2 or not (
-                len(names) <= held_out <= len(train) - len(names)):
-            raise UserError(
-                f"the training data is too small to hold out a stratified validation split of "
-                f"{fraction:g} ({len(train)} texts; {per_class}): it needs at least 2 texts of each "
-                f"class and {len(names)} texts on each side; add texts, change --data.val_fraction "
-                "or add a validation file")
-
     def to_text_label(self, ds: Dataset, split: str) -> Dataset:
         """Check columns and labels, join text fields, drop empty texts, label -> ClassLabel."""
         hp = self.hparams
         sources.require_columns(ds, [*hp.text_fields, hp.label_field], f"{split} data",
                                 "set --data.text_fields / --data.label_field")
         where = sources.origin(hp.data_dir, split)
-        labels = [self.label_id(value, where, row) for row, value in enumerate(ds[hp.label_field], 1)]
+        labels = [label_id(value, self.label_names, hp.label_field, where, row)
+                  for row, value in enumerate(ds[hp.label_field], 1)]
         texts = sources.joined_texts(ds, hp.text_fields)
         keep = [i for i, t in enumerate(texts) if t.strip()]
         if len(keep) < len(texts):
@@ -190,20 +137,6 @@ class TextClassificationDataModule(LightningDataModule):
             raise UserError(f"{split} data has no non-empty texts")
         out = Dataset.from_dict({"text": [texts[i] for i in keep], "label": [labels[i] for i in keep]})
         return out.cast_column("label", ClassLabel(names=self.label_names))
-
-    def label_id(self, value, where: str, row: int) -> int:
-        """A label given as a class id or name -> its id; a missing one is reported as missing."""
-        names = self.label_names
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            raise UserError(f"{where} row {row}: missing {self.hparams.label_field!r}")
-        if isinstance(value, float) and value.is_integer():  # a CSV column with a gap reads as floats
-            value = int(value)
-        if isinstance(value, str) and value in names:
-            return names.index(value)
-        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(names):
-            return value
-        raise UserError(f"{where} row {row}: label {value!r} is outside the known classes: "
-                        f"ids 0-{len(names) - 1} or names {names}")
 
     def tokenize(self, ds: Dataset) -> Dataset:
         def encode(batch):
@@ -214,27 +147,13 @@ class TextClassificationDataModule(LightningDataModule):
         # the text stays, for predictions.csv; the loaders drop it
         return ds.map(encode, batched=True, batch_size=1000, remove_columns=["label"], desc="tokenizing")
 
-    # ---- loading and batching ----
     def setup(self, stage: str) -> None:
         if stage == "predict" and self.hparams.predict_file:
             texts = sources.read_texts(self.hparams.predict_file, self.hparams.text_fields)
             texts = Dataset.from_dict({"text": texts, "label": [0] * len(texts)})
             self.splits = DatasetDict({"predict": self.tokenize(texts)})
             return
-        if self.splits is None:
-            self.splits = load_cached(self.cache_path)
-
-    def loader(self, split: str, shuffle: bool) -> DataLoader:
-        hp = self.hparams
-        batch_size = hp.batch_size if split == "train" else (hp.eval_batch_size or 2 * hp.batch_size)
-        dataset = self.splits[split].remove_columns("text")
-        return make_loader(dataset, batch_size, shuffle, self.collator, hp.num_workers, hp.seed, self.trainer)
-
-    def train_dataloader(self) -> DataLoader:
-        return self.loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self.loader("validation", shuffle=False)
+        super().setup(stage)
 
     def test_dataloader(self) -> DataLoader:
         return self.loader("test", shuffle=False)

@@ -16,8 +16,8 @@ from pathlib import Path
 import datasets
 from datasets import Dataset, DatasetDict
 
-from lightning_modules.backbone import hub_reachable
-from lightning_modules.errors import UserError
+from core.errors import UserError
+from core.pretrained import hub_reachable
 
 SPLIT_NAMES = {"train": "train", "validation": "validation", "val": "validation", "dev": "validation",
                "test": "test", "unsup": "unsup", "unsupervised": "unsup"}

@@ -8,8 +8,8 @@ import random
 
 from datasets import Dataset, DatasetDict
 
+from core.errors import at_least
 from datamodules.classification import TextClassificationDataModule
-from lightning_modules.errors import at_least
 
 SUBJECTS = ["the movie", "this film", "the plot", "the acting", "the soundtrack", "the ending",
             "the cast", "the script", "the camera work", "the dialogue", "the pacing", "the story"]

@@ -1,1 +1,2 @@
-"""LightningModules and the pieces they share: backbone loading, optimizer, callbacks."""
+"""LightningModules (what trains): the shared base, the classifier, the masked LM, and their
+parts: adapters (LoRA, freezing), the optimizer, packed attention."""

@@ -6,7 +6,7 @@ from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from torch import nn
 from transformers import PreTrainedModel
 
-from lightning_modules.errors import UserError, at_least, check
+from core.errors import UserError, at_least, check
 
 # peft ships a default for BERT but none for DistilBERT; TinyBERT and MiniLM are `bert`.
 DEFAULT_TARGETS = {"bert": ["query", "value"], "distilbert": ["q_lin", "v_lin"]}

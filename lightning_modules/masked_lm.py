@@ -9,10 +9,10 @@ from torch import nn
 from torchmetrics.text import Perplexity
 from transformers import AutoModelForMaskedLM
 
+from core.pretrained import from_pretrained
 from lightning_modules import adapters
 from lightning_modules.adapters import LoraSettings
-from lightning_modules.backbone import from_pretrained
-from lightning_modules.encoder import EncoderModule, check_training_options
+from lightning_modules.base import EncoderModule, check_training_options
 
 
 def split_head(model: nn.Module) -> tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor]] | None:

@@ -2,9 +2,9 @@
 
 import pytest
 
+from core.errors import UserError
 from lightning_modules.adapters import LoraSettings
-from lightning_modules.classifier import SequenceClassifier
-from lightning_modules.errors import UserError
+from lightning_modules.classification import SequenceClassifier
 
 HEADS = {"bert": {"classifier", "bert.pooler.dense"}, "distilbert": {"classifier", "pre_classifier"}}
 ADAPTED = {"bert": {"query", "value"}, "distilbert": {"q_lin", "v_lin"}}

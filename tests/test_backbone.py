@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from lightning_modules import backbone
-from lightning_modules.errors import UserError
+from core import pretrained as backbone
+from core.errors import UserError
 
 
 def test_aliases_resolve_to_hub_ids():

@@ -14,7 +14,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import EarlyStopping
 
-from lightning_modules.errors import exit_on_user_error
+from core.errors import exit_on_user_error
 from tests.conftest import ROOT
 from train import main
 

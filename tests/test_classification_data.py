@@ -6,10 +6,10 @@ from unittest import mock
 
 import pytest
 
+from core.errors import UserError
 from datamodules.ag_news import AGNewsDataModule
 from datamodules.classification import TextClassificationDataModule
 from datamodules.imdb import IMDBDataModule
-from lightning_modules.errors import UserError
 
 
 def write_rows(folder, rows, name="train.jsonl"):

@@ -4,7 +4,7 @@ import torch
 from lightning import Trainer
 
 from datamodules.synthetic import SyntheticSentimentDataModule
-from lightning_modules.classifier import SequenceClassifier
+from lightning_modules.classification import SequenceClassifier
 from lightning_modules.masked_lm import MaskedLanguageModel
 from lightning_modules.optim import parameter_groups
 from lightning_modules.packing import ATTENTION

@@ -9,8 +9,8 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
-from lightning_modules.callbacks import module_state_from_checkpoint
-from lightning_modules.classifier import SequenceClassifier
+from lightning_modules.classification import SequenceClassifier
+from plugins.export import module_state_from_checkpoint
 from tests.conftest import ROOT
 
 CONFIGS = sorted(p.relative_to(ROOT / "configs") for p in (ROOT / "configs").rglob("*.yaml")

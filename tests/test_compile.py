@@ -8,7 +8,7 @@ from transformers import AutoTokenizer
 
 from datamodules.packing import PackedCollator
 from lightning_modules.adapters import encoder_layers
-from lightning_modules.classifier import SequenceClassifier
+from lightning_modules.classification import SequenceClassifier
 from tests.test_classifier import batch_of
 
 TEXTS = ["a great movie", "a bad film", "truly great", "rather bad and simply not good"]

@@ -4,7 +4,7 @@ import json
 import threading
 
 from datamodules.classification import TextClassificationDataModule
-from lightning_modules.loggers import ClaimingTensorBoardLogger
+from plugins.logger import ClaimingTensorBoardLogger
 
 
 def test_loggers_started_together_claim_different_folders(tmp_path):

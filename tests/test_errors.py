@@ -65,7 +65,7 @@ def case_args(case: str, tmp_path, tiny_bert: str) -> tuple[list[str], str]:
     if case == "classifier head of another size":
         from transformers import AutoTokenizer
 
-        from lightning_modules.classifier import SequenceClassifier
+        from lightning_modules.classification import SequenceClassifier
         folder = tmp_path / "four-labels"
         classifier = SequenceClassifier(tiny_bert, ["World", "Sports", "Business", "Sci/Tech"])
         classifier.model.save_pretrained(folder)

@@ -6,9 +6,10 @@ from lightning import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from transformers import AutoTokenizer
 
+from core.errors import UserError
 from datamodules.synthetic import SyntheticSentimentDataModule
-from lightning_modules.classifier import SequenceClassifier
-from lightning_modules.errors import UserError
+from lightning_modules.classification import SequenceClassifier
+from plugins.health import StopOnNonFiniteLoss
 
 
 class NaNAtStep(SequenceClassifier):
@@ -24,8 +25,8 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_bert, tm
                                       num_workers=0, cache_dir=str(tmp_path / "cache"))
     module = NaNAtStep(tiny_bert, ["neg", "pos"])
     checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=2, save_top_k=-1)
-    trainer = Trainer(max_epochs=1, logger=False, callbacks=[checkpoint], enable_progress_bar=False,
-                      num_sanity_val_steps=0)
+    trainer = Trainer(max_epochs=1, logger=False, callbacks=[checkpoint, StopOnNonFiniteLoss()],
+                      enable_progress_bar=False, num_sanity_val_steps=0)
     with pytest.raises(UserError, match=r"training loss is nan at step 3 .*bf16-mixed"):
         trainer.fit(module, dm)
     saved = sorted(p.name for p in (tmp_path / "ckpt").iterdir())

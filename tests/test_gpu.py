@@ -7,7 +7,7 @@ import torch
 from lightning import Callback, Trainer, seed_everything
 
 from datamodules.synthetic import SyntheticSentimentDataModule
-from lightning_modules.classifier import SequenceClassifier
+from lightning_modules.classification import SequenceClassifier
 
 pytestmark = [
     pytest.mark.gpu,

@@ -7,7 +7,7 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from lightning_modules.errors import UserError
+from core.errors import UserError
 from tests.conftest import ROOT
 from train import main
 

@@ -7,11 +7,11 @@ import torch
 from lightning import Trainer
 from transformers import pipeline
 
-from datamodules.mlm import MaskedLMDataModule
+from core.errors import UserError
+from datamodules.masked_lm import MaskedLMDataModule
 from datamodules.synthetic import generate
 from lightning_modules.adapters import LoraSettings
-from lightning_modules.classifier import SequenceClassifier
-from lightning_modules.errors import UserError
+from lightning_modules.classification import SequenceClassifier
 from lightning_modules.masked_lm import MaskedLanguageModel, split_head
 
 

@@ -6,11 +6,11 @@ import pytest
 import torch
 from lightning import Trainer, seed_everything
 
+from core.errors import UserError
 from datamodules.packing import PackedCollator
 from lightning_modules.adapters import LoraSettings
-from lightning_modules.callbacks import TrainingMonitor
-from lightning_modules.classifier import SequenceClassifier
-from lightning_modules.errors import UserError
+from lightning_modules.classification import SequenceClassifier
+from plugins.monitor import TrainingMonitor
 from tests.conftest import tiny_tokenizer
 from tests.test_classification_data import make_dm, prepared, write_rows
 

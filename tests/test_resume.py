@@ -12,7 +12,7 @@ import pytest
 import torch
 from lightning import Callback
 
-from lightning_modules.checkpoint_io import AtomicCheckpointIO
+from plugins.checkpoint_io import AtomicCheckpointIO
 from tests.conftest import ROOT
 
 STEPS_PER_EPOCH = 36  # 320 generated reviews, 10% held out, batch 8
@@ -35,7 +35,7 @@ trainer:
       init_args: {monitor: val/acc, mode: max, save_last: true, enable_version_counter: false}
     - class_path: lightning.pytorch.callbacks.ModelCheckpoint
       init_args: {every_n_train_steps: 4, save_top_k: 0, save_last: true, enable_version_counter: false}
-    - class_path: lightning_modules.callbacks.CheckpointOnSigterm
+    - class_path: plugins.preemption.CheckpointOnSigterm
     - class_path: tests.test_resume.Pause
 """
 

@@ -6,8 +6,8 @@ import json
 import pandas as pd
 import pytest
 
+from core.errors import UserError
 from datamodules import sources
-from lightning_modules.errors import UserError
 
 ROWS = [{"text": f"review number {i}", "label": i % 2} for i in range(10)]
 

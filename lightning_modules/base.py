@@ -1,17 +1,16 @@
-"""What every task module shares: optimizer, parameter report, and checkpoints of what trains."""
+"""What every task module shares: options checked on entry, the optimizer, regional compilation,
+the parameter report, and checkpoints of what trains. Trainer-side concerns (RNG state, the
+non-finite-loss stop, the gradient norm) are callbacks in `plugins/`."""
 
 import logging
 import os
-import random
 from pathlib import Path
 
-import numpy as np
-import torch
 from lightning import LightningModule
 from torch import nn
 
+from core.errors import UserError, at_least, check
 from lightning_modules.adapters import encoder_layers
-from lightning_modules.errors import UserError, at_least, check
 from lightning_modules.optim import adamw_with_warmup
 
 log = logging.getLogger(__name__)
@@ -23,26 +22,6 @@ def parameter_counts(model: nn.Module) -> tuple[int, int]:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return total, trainable
-
-
-def rng_states() -> dict:
-    """Every RNG that training draws from (dropout, masking), in types `weights_only` loads."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    states = {"torch": torch.get_rng_state(), "python": random.getstate(),
-              "numpy": [kind, torch.from_numpy(keys.copy()), pos, has_gauss, cached]}
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def restore_rng_states(states: dict) -> None:
-    """So a resumed run draws the same dropout and masks as an uninterrupted one."""
-    torch.set_rng_state(states["torch"])
-    random.setstate(states["python"])
-    kind, keys, pos, has_gauss, cached = states["numpy"]
-    np.random.set_state((kind, keys.numpy(), pos, has_gauss, cached))
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def check_training_options(learning_rate: float, weight_decay: float, warmup_ratio: float,
@@ -91,25 +70,7 @@ class EncoderModule(LightningModule):
             self.logger.log_metrics({"params/total": total, "params/trainable": trainable,
                                      "params/trainable_fraction": trainable / total}, step=0)
 
-    def on_before_backward(self, loss: torch.Tensor) -> None:
-        """Stop at the first non-finite loss, before it reaches the weights or a checkpoint."""
-        if not torch.isfinite(loss):
-            raise UserError(
-                f"the training loss is {loss.item()} at step {self.trainer.global_step} (epoch "
-                f"{self.current_epoch}); the last good checkpoint is kept. Usual "
-                "fixes: --trainer.precision bf16-mixed instead of 16-mixed, a lower "
-                "--model.learning_rate, a lower --trainer.gradient_clip_val (default 1.0)"
-            )
-
-    def on_before_optimizer_step(self, optimizer) -> None:
-        """Log the gradient norm (already unscaled under mixed precision) every logging step."""
-        if self.trainer.global_step % self.trainer.log_every_n_steps == 0:
-            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-            if grads:
-                self.log("train/grad_norm", torch.nn.utils.get_total_norm(grads))
-
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["rng_states"] = rng_states()
         if self.partly_frozen:
             keep = self.trainable_state_keys()
             checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
@@ -129,8 +90,6 @@ class EncoderModule(LightningModule):
             raise UserError(f"checkpoint does not fit this model ({problem}); was it saved with "
                             "another backbone, task, label set or LoRA setting?")
         self.strict_loading = set(saved) == set(own)
-        if "rng_states" in checkpoint:
-            restore_rng_states(checkpoint["rng_states"])
 
     def configure_optimizers(self):
         hp = self.hparams

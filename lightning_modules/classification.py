@@ -13,12 +13,12 @@ from torchmetrics.classification import (
 )
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
+from core.errors import UserError
+from core.figures import confusion_matrix_figure
+from core.pretrained import from_pretrained
 from lightning_modules import adapters
 from lightning_modules.adapters import LoraSettings
-from lightning_modules.backbone import from_pretrained
-from lightning_modules.encoder import EncoderModule, check_training_options
-from lightning_modules.errors import UserError
-from lightning_modules.figures import confusion_matrix_figure
+from lightning_modules.base import EncoderModule, check_training_options
 from lightning_modules.packing import first_token_outputs, use_varlen_attention
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from lightning_modules.errors import UserError
+from core.errors import UserError
 
 
 def checked_checkpoint(path, load) -> dict:

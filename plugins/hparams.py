@@ -2,7 +2,7 @@
 
 from lightning import LightningModule, Trainer
 
-from lightning_modules.encoder import parameter_counts
+from lightning_modules.base import parameter_counts
 
 
 def key_hparams(config, trainer: Trainer) -> dict:

@@ -25,3 +25,26 @@ def confusion_matrix_figure(counts: torch.Tensor, label_names: list[str]) -> plt
                     color="white" if shares[i, j] > 0.5 else "black")
     fig.tight_layout()
     return fig
+
+
+def comparison_figure(runs: list) -> plt.Figure:
+    """`compare.py`'s figure: each run's validation curve, and its trainable parameters."""
+    fig, (curves, bars) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for r in runs:
+        if r.curve:
+            steps, values = zip(*r.curve)
+            curves.plot(steps, values, marker="o", label=r.name)
+    curves.set_xlabel("step")
+    curves.set_ylabel(" / ".join(sorted({r.monitor for r in runs})))
+    curves.set_title("validation")
+    curves.legend(fontsize="small")
+    bars.barh([r.name for r in runs], [r.trainable_params or 0 for r in runs])
+    bars.set_xscale("log")
+    bars.set_xlabel("trainable parameters (log scale)")
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: plt.Figure, path) -> None:
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -6,22 +6,17 @@ across epochs and runs.
 """
 
 import logging
-from functools import cached_property
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict, concatenate_datasets
-from lightning import LightningDataModule
 from torch.utils.data import DataLoader
 from transformers import DataCollatorForLanguageModeling, default_data_collator
 
+from core.errors import UserError, at_least, check
 from datamodules import sources
-from datamodules.cache import keyed_path, load_cached, save_atomically, tokenizer_identity
-from datamodules.loading import make_loader
-from lightning_modules.backbone import load_tokenizer
-from lightning_modules.errors import UserError, at_least, check
+from datamodules.base import TextDataModule
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +41,7 @@ def group_into_blocks(tokenized: Dataset, block_size: int) -> Dataset:
     return Dataset.from_dict(blocks)
 
 
-class MaskedLMDataModule(LightningDataModule):
+class MaskedLMDataModule(TextDataModule):
     """Text for masked-language modelling; labels in the source are ignored.
 
     Args:
@@ -64,7 +59,8 @@ class MaskedLMDataModule(LightningDataModule):
         whole_word_mask: mask all pieces of a word together.
         limit_train_blocks, limit_val_blocks: random subsets of blocks (the published recipe
             uses 10,000 and 1,000).
-        batch_size: training batch size (per device); validation uses twice this.
+        batch_size: training batch size (per device).
+        eval_batch_size: validation batch size; defaults to twice `batch_size`.
         num_workers: DataLoader worker processes.
         seed: seeds the split, the subsets, the shuffling and the validation masks.
         cache_dir: where tokenized blocks are kept between runs.
@@ -86,29 +82,23 @@ class MaskedLMDataModule(LightningDataModule):
         limit_train_blocks: int | None = None,
         limit_val_blocks: int | None = None,
         batch_size: int = 64,
+        eval_batch_size: int | None = None,
         num_workers: int = 2,
         seed: int = 42,
         cache_dir: str = ".cache/tokenized",
         trust_remote_code: bool = False,
     ):
-        super().__init__()
         check("--data.mlm_probability", mlm_probability, 0.0 < mlm_probability < 1.0,
               "a probability in (0, 1)")
-        check("--data.val_fraction", val_fraction, 0.0 < val_fraction < 1.0, "a fraction in (0, 1)")
         at_least("--data.block_size", block_size, 8)
-        at_least("--data.batch_size", batch_size, 1)
         at_least("--data.limit_train_blocks", limit_train_blocks, 1, optional=True)
         at_least("--data.limit_val_blocks", limit_val_blocks, 1, optional=True)
-        at_least("--data.num_workers", num_workers, 0)
-        if data_dir is not None and not Path(data_dir).expanduser().is_dir():
-            raise UserError(f"data_dir '{data_dir}' does not exist or is not a folder")
-        self.save_hyperparameters()
-        self.tokenizer = load_tokenizer(tokenizer, trust_remote_code)
-        if block_size > self.tokenizer.model_max_length:
-            raise UserError(f"block_size={block_size} exceeds the {self.tokenizer.model_max_length}-token "
-                            f"limit of backbone '{tokenizer}'")
+        super().__init__(tokenizer=tokenizer, dataset=dataset, data_dir=data_dir, text_fields=text_fields,
+                         val_fraction=val_fraction, batch_size=batch_size, eval_batch_size=eval_batch_size,
+                         num_workers=num_workers, seed=seed, cache_dir=cache_dir,
+                         trust_remote_code=trust_remote_code)
+        self.check_token_limit("--data.block_size", block_size)
         self.collator = self.masking_collator(seed=None)
-        self.splits: DatasetDict | None = None
 
     def masking_collator(self, seed: int | None) -> DataCollatorForLanguageModeling:
         return DataCollatorForLanguageModeling(
@@ -116,30 +106,16 @@ class MaskedLMDataModule(LightningDataModule):
             whole_word_mask=self.hparams.whole_word_mask, seed=seed,
         )
 
-    @cached_property
-    def cache_path(self) -> Path:
-        """Computed once, so prepare_data and setup agree even if the data folder changes."""
-        hp = self.hparams
-        return keyed_path(hp.cache_dir, type(self).__name__, {
-            "source": sources.identity(hp.dataset, hp.data_dir),
-            "tokenizer": tokenizer_identity(self.tokenizer),
-            "options": {k: hp[k] for k in (
-                "text_fields", "train_splits", "val_split", "val_fraction", "block_size",
-                "mlm_probability", "whole_word_mask", "limit_train_blocks", "limit_val_blocks", "seed")},
-        })
+    def cache_options(self) -> list[str]:
+        return ["text_fields", "train_splits", "val_split", "val_fraction", "block_size",
+                "mlm_probability", "whole_word_mask", "limit_train_blocks", "limit_val_blocks", "seed"]
 
-    def prepare_data(self) -> None:
-        path = self.cache_path
-        if path.is_dir():
-            log.info("tokenized blocks found in cache: %s", path)
-            return
-        train_texts, val_texts = self.texts(sources.load_source(self.hparams.dataset, self.hparams.data_dir))
+    def build(self, raw: DatasetDict) -> DatasetDict:
         hp = self.hparams
+        train_texts, val_texts = self.texts(raw)
         train = self.subset(self.to_blocks(train_texts, "training"), hp.limit_train_blocks)
         val = self.subset(self.to_blocks(val_texts, "validation"), hp.limit_val_blocks)
-        save_atomically(DatasetDict({"train": train, "validation": self.mask_once(val)}), path)
-        log.info("%d training and %d validation blocks of %d tokens cached in %s",
-                 len(train), len(val), hp.block_size, path)
+        return DatasetDict({"train": train, "validation": self.mask_once(val)})
 
     def texts(self, raw: DatasetDict) -> tuple[Dataset, Dataset]:
         """The training and validation texts, as one `text` column each."""
@@ -198,16 +174,5 @@ class MaskedLMDataModule(LightningDataModule):
         return blocks.map(mask, batched=True, batch_size=256, remove_columns=blocks.column_names,
                           desc="masking validation blocks")
 
-    def setup(self, stage: str) -> None:
-        if self.splits is None:
-            self.splits = load_cached(self.cache_path)
-
-    def train_dataloader(self) -> DataLoader:
-        hp = self.hparams
-        return make_loader(self.splits["train"], hp.batch_size, True, self.collator, hp.num_workers,
-                           hp.seed, self.trainer)
-
     def val_dataloader(self) -> DataLoader:
-        hp = self.hparams
-        return make_loader(self.splits["validation"], 2 * hp.batch_size, False,
-                           default_data_collator, hp.num_workers, hp.seed)
+        return self.loader("validation", shuffle=False, collator=default_data_collator)

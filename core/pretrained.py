@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 from huggingface_hub import constants as hub_constants
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from lightning_modules.errors import UserError
+from core.errors import UserError
 
 ALIASES = {
     "bert-base": "google-bert/bert-base-uncased",

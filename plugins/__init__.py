@@ -1,0 +1,1 @@
+"""Trainer plug-ins: callbacks, the logger and checkpoint IO that configs/defaults.yaml wires in."""

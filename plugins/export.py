@@ -1,0 +1,54 @@
+"""The best checkpoint in Hugging Face format, written into the run folder at the end of fit."""
+
+import copy
+import logging
+from pathlib import Path
+
+import torch
+from lightning import Callback, LightningModule, Trainer
+from peft import PeftModel
+
+log = logging.getLogger(__name__)
+
+
+def module_state_from_checkpoint(path: str, prefix: str = "model.") -> dict:
+    """The wrapped model's weights from a Lightning checkpoint, loaded without unpickling code."""
+    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    return {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+
+
+class HFExport(Callback):
+    """At the end of `fit`, writes the best checkpoint in Hugging Face format into the run folder.
+
+    `<run>/hf_model/`: `config.json` (with `id2label`), `model.safetensors`, tokenizer files; for
+    LoRA runs the adapter is merged in, so loading it needs no peft. LoRA runs also get
+    `<run>/adapter/`: `adapter_config.json` + `adapter_model.safetensors` (with the trained head),
+    for `PeftModel.from_pretrained(base_model, ...)`, plus the tokenizer and `config.json`.
+    """
+
+    def __init__(self, dirname: str = "hf_model", adapter_dirname: str = "adapter"):
+        self.dirname = dirname
+        self.adapter_dirname = adapter_dirname
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.fast_dev_run:
+            return
+        run_dir = Path(trainer.log_dir or trainer.default_root_dir)  # a collective under DDP
+        if trainer.is_global_zero:
+            self.export(trainer, pl_module, run_dir)
+
+    def export(self, trainer: Trainer, pl_module: LightningModule, run_dir: Path) -> None:
+        model = copy.deepcopy(pl_module.model).cpu()
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if best:
+            model.load_state_dict(module_state_from_checkpoint(best), strict=False)
+        tokenizer = trainer.datamodule.tokenizer
+        if isinstance(model, PeftModel):
+            adapter_dir = run_dir / self.adapter_dirname
+            model.save_pretrained(adapter_dir)
+            model.get_base_model().config.save_pretrained(adapter_dir)
+            tokenizer.save_pretrained(adapter_dir)
+            model = model.merge_and_unload()
+        model.save_pretrained(run_dir / self.dirname)
+        tokenizer.save_pretrained(run_dir / self.dirname)
+        log.info("exported the %s weights to %s", "best" if best else "final", run_dir / self.dirname)
