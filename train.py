@@ -1,11 +1,13 @@
 """Entry point: `python train.py {fit,validate,test,predict} --config configs/...yaml`."""
 
+import importlib
 import logging
 import os
 import time
 from pathlib import Path
 
 import torch
+from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.model_helpers import is_overridden
@@ -67,9 +69,10 @@ class CLI(LightningCLI):
         config = self.config[self.subcommand] if self.subcommand else self.config
         if self.subcommand == "fit" and config.ckpt_path:
             self.resume_in_run_folder(config)
-        if not torch.cuda.is_available():
-            self.fall_back_to_cpu(config.trainer)
+        self.fall_back_to_cpu(config.trainer)
         self.drop_callbacks_switched_off(config.trainer)
+        follow_task_monitor(config)
+        name_run_after_configs(config)
         check_trainer_options(config.trainer)
 
     @staticmethod
@@ -96,9 +99,10 @@ class CLI(LightningCLI):
 
     @staticmethod
     def fall_back_to_cpu(trainer) -> None:
-        """Where CUDA is absent, run a GPU config on the CPU with one warning instead of failing."""
+        """Where CUDA is absent, run a GPU config on the CPU with one warning instead of failing;
+        on the CPU, 16-bit mixed precision (which it lacks) becomes 32-true."""
         changed = []
-        if trainer.accelerator in ("gpu", "cuda"):
+        if trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
             trainer.accelerator = "cpu"
             changed.append("accelerator=cpu")
             if trainer.devices not in ("auto", 1, "1"):
@@ -107,11 +111,43 @@ class CLI(LightningCLI):
             if str(trainer.strategy).startswith(("ddp", "fsdp")):
                 trainer.strategy = "auto"
                 changed.append("strategy=auto")
-        if str(trainer.precision) in ("16-mixed", "16", "16-true"):
+        on_cpu = trainer.accelerator == "cpu" or not torch.cuda.is_available()
+        if on_cpu and str(trainer.precision) in ("16-mixed", "16", "16-true"):
             trainer.precision = "32-true"
             changed.append("precision=32-true")
         if changed:
             rank_zero_warn(f"CUDA is not available: running with {', '.join(changed)}")
+
+
+def follow_task_monitor(config) -> None:
+    """A checkpoint callback without a `monitor` tracks the task's own metric (`MONITOR` of the
+    model class: val/acc for classifiers, val/perplexity for MLM), so one callback list in
+    configs/defaults.yaml serves every task."""
+    module_name, class_name = config.model.class_path.rsplit(".", 1)
+    metric, mode = getattr(importlib.import_module(module_name), class_name).MONITOR
+    for callback in config.trainer.callbacks or []:
+        args = callback.get("init_args")
+        if callback.class_path.endswith(".ModelCheckpoint") and args and args.save_top_k != 0 \
+                and args.monitor is None:
+            args.monitor, args.mode = metric, mode
+
+
+def name_run_after_configs(config) -> None:
+    """Runs without a logger name are filed under their configs: `--config configs/imdb/
+    distilbert.yaml --config configs/overlays/lora.yaml` logs to logs/imdb/distilbert+lora/."""
+    logger = config.trainer.logger
+    if not logger or not isinstance(logger, Namespace) or logger.init_args.get("name") is not None:
+        return
+    parts = []
+    for path in config.get("config") or []:
+        file = Path(str(path)).resolve()
+        if file.parent == ROOT / "configs" / "overlays":
+            parts.append("+" + file.stem)
+        elif file.is_relative_to(ROOT / "configs"):
+            parts.append(str(file.relative_to(ROOT / "configs").with_suffix("")))
+        else:
+            parts.append(file.stem)
+    logger.init_args.name = "".join(parts).lstrip("+") or "default"
 
 
 def check_trainer_options(trainer) -> None:

@@ -41,6 +41,7 @@ class EncoderModule(LightningModule):
     """
 
     model: nn.Module
+    MONITOR: tuple[str, str]  # (metric, mode) the best checkpoint tracks, e.g. ("val/acc", "max")
 
     def configure_model(self) -> None:
         """With `compile`, each encoder layer is compiled in place (regional compilation): the

@@ -54,6 +54,8 @@ class SequenceClassifier(EncoderModule):
             off on a GPU over a long run.
     """
 
+    MONITOR = ("val/acc", "max")  # the metric the best checkpoint tracks
+
     def __init__(
         self,
         backbone: str,

@@ -48,6 +48,8 @@ class MaskedLanguageModel(EncoderModule):
         compile: compile each encoder layer with `torch.compile` (see `EncoderModule`).
     """
 
+    MONITOR = ("val/perplexity", "min")  # the metric the best checkpoint tracks
+
     def __init__(
         self,
         backbone: str,
