@@ -34,6 +34,8 @@ class CLI(LightningCLI):
         path is checked before Lightning reads the hyperparameters in it."""
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
+        if subcommand:
+            name_run_after_configs(self.config[subcommand])
         config = self.config.get("fit") if subcommand == "fit" else None
         if config is not None and config.ckpt_path == "last" and config.trainer.logger:
             config.ckpt_path = str(newest_last_checkpoint(config.trainer.logger.init_args))
@@ -72,7 +74,6 @@ class CLI(LightningCLI):
         self.fall_back_to_cpu(config.trainer)
         self.drop_callbacks_switched_off(config.trainer)
         follow_task_monitor(config)
-        name_run_after_configs(config)
         check_trainer_options(config.trainer)
 
     @staticmethod
@@ -108,7 +109,9 @@ class CLI(LightningCLI):
             if trainer.devices not in ("auto", 1, "1"):
                 trainer.devices = 1
                 changed.append("devices=1")
-            if str(trainer.strategy).startswith(("ddp", "fsdp")):
+            strategy = trainer.strategy
+            name = strategy.class_path if isinstance(strategy, Namespace) else str(strategy)
+            if "ddp" in name.lower() or "fsdp" in name.lower():
                 trainer.strategy = "auto"
                 changed.append("strategy=auto")
         on_cpu = trainer.accelerator == "cpu" or not torch.cuda.is_available()
@@ -116,7 +119,7 @@ class CLI(LightningCLI):
             trainer.precision = "32-true"
             changed.append("precision=32-true")
         if changed:
-            rank_zero_warn(f"CUDA is not available: running with {', '.join(changed)}")
+            rank_zero_warn(f"no CUDA device in use: running with {', '.join(changed)}")
 
 
 def follow_task_monitor(config) -> None:
