@@ -3,68 +3,15 @@
 import json
 import os
 import shutil
-import string
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
-import torch  # noqa: E402
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors  # noqa: E402
-from transformers import (  # noqa: E402
-    BertConfig,
-    BertForMaskedLM,
-    BertTokenizerFast,
-    DistilBertConfig,
-    DistilBertForMaskedLM,
-)
 
-from datamodules.synthetic import ADJECTIVES, FILLERS, SUBJECTS  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
-SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-
-
-def tiny_vocab() -> list[str]:
-    """Specials, characters (so no text is all [UNK]) and the quickstart's words."""
-    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
-    words = {w.strip(".,").lower() for text in [*SUBJECTS, *FILLERS, *sum(ADJECTIVES, [])]
-             for w in text.split()}
-    words |= {"was", "not", "but", "truly", "really", "rather", "quite", "simply", "movie", "good",
-              "bad", "great", "film", "the", "a", "and", "it", "is", "this"}
-    return SPECIALS + chars + ["##" + c for c in chars] + sorted(words - set(chars))
-
-
-def tiny_tokenizer() -> BertTokenizerFast:
-    vocab = {token: i for i, token in enumerate(tiny_vocab())}
-    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
-        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
-    )
-    tok.decoder = decoders.WordPiece()
-    return BertTokenizerFast(tokenizer_object=tok, model_max_length=128)
-
-
-def save_tiny(path: Path, arch: str) -> Path:
-    torch.manual_seed(0)
-    tokenizer = tiny_tokenizer()
-    size = len(tokenizer)
-    if arch == "bert":
-        model = BertForMaskedLM(BertConfig(
-            vocab_size=size, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-            intermediate_size=256, max_position_embeddings=128))
-    else:
-        model = DistilBertForMaskedLM(DistilBertConfig(
-            vocab_size=size, dim=64, n_layers=2, n_heads=2, hidden_dim=256,
-            max_position_embeddings=128))
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+from tests.helpers import SHARED_DATA  # noqa: E402
+from tests.tiny_models import save_tiny  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -95,7 +42,38 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory) -> Path:
+    """One tokenization cache for the session: its keys hold the source, tokenizer and options,
+    so tests that tokenize the same data share the work and others never collide."""
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture(autouse=True)
-def _run_in_tmp(tmp_path, monkeypatch):
-    """Logs and caches of each test go to its own folder, never into the repository."""
+def _run_in_tmp(tmp_path, monkeypatch, shared_cache):
+    """Logs of each test go to its own folder, never into the repository; the default cache
+    folder (.cache/tokenized) is the session's."""
     monkeypatch.chdir(tmp_path)
+    (tmp_path / ".cache").mkdir()
+    (tmp_path / ".cache" / "tokenized").symlink_to(shared_cache, target_is_directory=True)
+
+
+@pytest.fixture(scope="session")
+def trained_runs(tiny_distilbert, tmp_path_factory, shared_cache) -> dict:
+    """Two real runs of the CLI, full fine-tuning and LoRA, shared by the tests that read what a
+    run leaves behind (events, hparams, checkpoints, exports, reports). Tests that change a run
+    folder work on a copy."""
+    from tests.helpers import CONFIGS, quick_args
+    from train import main
+
+    workdir = tmp_path_factory.mktemp("runs")
+
+    def fit(name: str, *extra: str):
+        return main(quick_args(
+            tiny_distilbert, workdir, shared_cache, *extra, "--model.learning_rate", "1e-3",
+            "--data.batch_size", "16", "--trainer.max_epochs", "2", "--trainer.val_check_interval", "0.5",
+            "--trainer.log_every_n_steps", "2", "--trainer.logger.init_args.name", name,
+            num_train=192, num_test=48))
+
+    return {"workdir": workdir, "full": fit("full"),
+            "lora": fit("lora", "--config", str(CONFIGS / "overlays" / "lora.yaml"))}

@@ -2,7 +2,6 @@
 
 import pytest
 
-from core.errors import UserError
 from lightning_modules.adapters import LoraSettings
 from lightning_modules.classification import SequenceClassifier
 
@@ -48,14 +47,3 @@ def test_freezing_combines_with_lora(arch_dir):
     names = trainable(module)
     assert not any(f"{LAYER_PREFIX[arch]}0." in n for n in names)
     assert any(f"{LAYER_PREFIX[arch]}1." in n and ".lora_" in n for n in names)
-
-
-def test_freezing_more_layers_than_exist_is_an_error(tiny_bert):
-    with pytest.raises(UserError, match="freeze_layers=3 but this backbone has 2 encoder layers"):
-        SequenceClassifier(tiny_bert, ["a", "b"], freeze_layers=3)
-
-
-def test_lora_target_that_matches_nothing_lists_linear_modules(tiny_distilbert):
-    with pytest.raises(UserError, match=r"LoRA target 'query' matches no Linear module of this "
-                       r"distilbert backbone; Linear modules are \[.*'q_lin'.*\]"):
-        SequenceClassifier(tiny_distilbert, ["a", "b"], lora=LoraSettings(target_modules=["query"]))

@@ -1,44 +1,20 @@
 """Splitting, caching, label checks and batching of TextClassificationDataModule."""
 
-import json
 from collections import Counter
 from unittest import mock
 
 import pytest
 
-from core.errors import UserError
 from datamodules.ag_news import AGNewsDataModule
 from datamodules.classification import TextClassificationDataModule
 from datamodules.imdb import IMDBDataModule
-
-
-def write_rows(folder, rows, name="train.jsonl"):
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / name, "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in rows)
-    return str(folder)
-
-
-def make_dm(tiny_bert, data_dir, **options):
-    options = {"label_names": ["neg", "pos"], "max_length": 32, "num_workers": 0, **options}
-    return TextClassificationDataModule(tokenizer=tiny_bert, data_dir=data_dir, **options)
-
-
-def prepared(dm):
-    dm.prepare_data()
-    dm.setup("fit")
-    return dm
-
-
-def balanced_rows(n=200, ratio=0.5):
-    return [{"text": f"the movie was {'good' if i < n * ratio else 'bad'} {i}",
-             "label": int(i < n * ratio)} for i in range(n)]
+from tests.helpers import classification_dm, prepared, review_rows, write_rows
 
 
 def test_validation_split_is_stratified_and_deterministic(tiny_bert, tmp_path):
-    data = write_rows(tmp_path / "data", balanced_rows(200, ratio=0.25))
-    splits = [prepared(make_dm(tiny_bert, data, val_fraction=0.2, cache_dir=str(tmp_path / c))).splits
-              for c in ("a", "b")]
+    data = write_rows(tmp_path / "data", review_rows(200, ratio=0.25))
+    splits = [prepared(classification_dm(tiny_bert, data, val_fraction=0.2,
+                                         cache_dir=str(tmp_path / c))).splits for c in ("a", "b")]
     val = splits[0]["validation"]
     assert len(val) == 40
     assert Counter(val["labels"]) == {0: 30, 1: 10}
@@ -47,9 +23,9 @@ def test_validation_split_is_stratified_and_deterministic(tiny_bert, tmp_path):
 
 
 def test_second_run_loads_cache_without_tokenizing(tiny_bert, tmp_path):
-    data = write_rows(tmp_path / "data", balanced_rows())
-    first = prepared(make_dm(tiny_bert, data))
-    second = make_dm(tiny_bert, data)
+    data = write_rows(tmp_path / "data", review_rows(200))
+    first = prepared(classification_dm(tiny_bert, data))
+    second = classification_dm(tiny_bert, data)
     with mock.patch.object(TextClassificationDataModule, "tokenize") as tokenize, \
             mock.patch.object(TextClassificationDataModule, "load_raw") as load_raw:
         prepared(second)
@@ -60,16 +36,17 @@ def test_second_run_loads_cache_without_tokenizing(tiny_bert, tmp_path):
 
 
 def test_cache_key_changes_with_options_and_files(tiny_bert, tmp_path):
-    data = write_rows(tmp_path / "data", balanced_rows())
-    base = make_dm(tiny_bert, data).cache_path
-    assert make_dm(tiny_bert, data, max_length=16).cache_path != base
-    write_rows(tmp_path / "data", balanced_rows(100))
-    assert make_dm(tiny_bert, data).cache_path != base
+    data = write_rows(tmp_path / "data", review_rows(200))
+    base = classification_dm(tiny_bert, data).cache_path
+    assert classification_dm(tiny_bert, data, max_length=16).cache_path != base
+    write_rows(tmp_path / "data", review_rows(100))
+    assert classification_dm(tiny_bert, data).cache_path != base
 
 
 def test_dynamic_padding_pads_to_longest_in_batch(tiny_bert, tmp_path):
     rows = [{"text": "good " * (i % 7 + 1), "label": i % 2} for i in range(40)]
-    dm = prepared(make_dm(tiny_bert, write_rows(tmp_path / "data", rows), batch_size=8, packing=False))
+    data = write_rows(tmp_path / "data", rows)
+    dm = prepared(classification_dm(tiny_bert, data, batch_size=8, packing=False))
     for batch in dm.train_dataloader():
         longest = int(batch["attention_mask"].sum(1).max())
         width = batch["input_ids"].shape[1]
@@ -79,12 +56,12 @@ def test_dynamic_padding_pads_to_longest_in_batch(tiny_bert, tmp_path):
 
 def test_truncation_to_max_length(tiny_bert, tmp_path):
     rows = [{"text": "good " * 100, "label": i % 2} for i in range(20)]
-    dm = prepared(make_dm(tiny_bert, write_rows(tmp_path / "data", rows), max_length=16))
+    dm = prepared(classification_dm(tiny_bert, write_rows(tmp_path / "data", rows), max_length=16))
     assert max(map(len, dm.splits["train"]["input_ids"])) == 16
 
 
 def test_limits_take_random_subsets(tiny_bert, tmp_path):
-    dm = prepared(make_dm(tiny_bert, write_rows(tmp_path / "data", balanced_rows()),
+    dm = prepared(classification_dm(tiny_bert, write_rows(tmp_path / "data", review_rows(200)),
                           limit_train_samples=50, limit_val_samples=10))
     assert len(dm.splits["train"]) == 50 and len(dm.splits["validation"]) == 10
     assert len(set(dm.splits["train"]["labels"])) == 2
@@ -93,31 +70,12 @@ def test_limits_take_random_subsets(tiny_bert, tmp_path):
 def test_string_labels_map_to_ids_and_empty_texts_are_skipped(tiny_bert, tmp_path):
     rows = [{"text": "good", "label": "pos"}, {"text": "bad", "label": "neg"}] * 10
     rows += [{"text": "   ", "label": "pos"}]
-    dm = prepared(make_dm(tiny_bert, write_rows(tmp_path / "data", rows), val_fraction=0.5))
+    dm = prepared(classification_dm(tiny_bert, write_rows(tmp_path / "data", rows), val_fraction=0.5))
     assert len(dm.splits["train"]) + len(dm.splits["validation"]) == 20
     assert Counter(dm.splits["train"]["labels"]) == {0: 5, 1: 5}
 
 
-def test_label_outside_known_classes_is_named(tiny_bert, tmp_path):
-    rows = balanced_rows(20) + [{"text": "meh", "label": 7}]
-    dm = make_dm(tiny_bert, write_rows(tmp_path / "data", rows))
-    with pytest.raises(UserError,
-                       match=r"row \d+: label 7 is outside the known classes: ids 0-1 or names"):
-        dm.prepare_data()
-
-
-def test_missing_text_column_is_named(tiny_bert, tmp_path):
-    rows = [{"review": "good", "label": 1}] * 4
-    dm = make_dm(tiny_bert, write_rows(tmp_path / "data", rows))
-    with pytest.raises(UserError, match=r"no column 'text'; columns are \['review', 'label'\]"):
-        dm.prepare_data()
-
-
-def test_missing_data_dir_fails_at_construction(tiny_bert, tmp_path):
-    with pytest.raises(UserError, match="data_dir '.*missing' does not exist"):
-        make_dm(tiny_bert, str(tmp_path / "missing"))
-
-
+@pytest.mark.slow
 def test_real_imdb_subset(tiny_bert, shared_data):
     dm = prepared(IMDBDataModule(tokenizer=tiny_bert, data_dir=str(shared_data / "imdb"),
                                  max_length=64, limit_train_samples=300, limit_val_samples=100,
@@ -126,14 +84,10 @@ def test_real_imdb_subset(tiny_bert, shared_data):
     assert 100 < Counter(dm.splits["train"]["labels"])[1] < 200  # shuffled before the subset
 
 
+@pytest.mark.slow
 def test_real_ag_news_csv(tiny_bert, shared_data):
     dm = prepared(AGNewsDataModule(tokenizer=tiny_bert, data_dir=str(shared_data / "ag_news"),
                                    max_length=64, limit_test_samples=200, num_workers=0))
     assert dm.num_labels == 4
     assert len(dm.splits["validation"]) == 1043  # 10% of the 10,429 rows, stratified
     assert set(dm.splits["test"]["labels"]) == {0, 1, 2, 3}
-
-
-def test_max_length_above_the_backbone_limit_is_named(tiny_bert, tmp_path):
-    with pytest.raises(UserError, match=r"max_length=512 exceeds the 128-token limit of backbone"):
-        make_dm(tiny_bert, write_rows(tmp_path / "data", balanced_rows()), max_length=512)

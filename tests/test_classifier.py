@@ -8,12 +8,7 @@ from lightning_modules.classification import SequenceClassifier
 from lightning_modules.masked_lm import MaskedLanguageModel
 from lightning_modules.optim import parameter_groups
 from lightning_modules.packing import ATTENTION
-
-
-def batch_of(tokenizer_dir, texts, labels):
-    from transformers import AutoTokenizer
-    enc = AutoTokenizer.from_pretrained(tokenizer_dir)(texts, padding=True, return_tensors="pt")
-    return {**enc, "labels": torch.tensor(labels)}
+from tests.helpers import batch_of
 
 
 def test_tiny_model_overfits_a_small_batch(tiny_distilbert):

@@ -9,7 +9,7 @@ from transformers import AutoTokenizer
 from datamodules.packing import PackedCollator
 from lightning_modules.adapters import encoder_layers
 from lightning_modules.classification import SequenceClassifier
-from tests.test_classifier import batch_of
+from tests.helpers import batch_of
 
 TEXTS = ["a great movie", "a bad film", "truly great", "rather bad and simply not good"]
 
@@ -30,7 +30,8 @@ def fit_steps(backbone: str, compile: bool, collate=batch_of) -> SequenceClassif
     return module
 
 
-@pytest.mark.parametrize("collate", [batch_of, packed], ids=["padded", "packed"])
+@pytest.mark.parametrize("collate", [pytest.param(batch_of, marks=pytest.mark.slow), packed],
+                         ids=["padded", "packed"])
 def test_compiled_layers_train_like_eager_ones_and_keep_their_weight_names(no_dropout_bert, collate):
     """Without dropout: compiled dropout draws other random numbers than eager dropout."""
     eager = fit_steps(no_dropout_bert, compile=False, collate=collate)

@@ -8,6 +8,7 @@ from lightning import Callback, Trainer, seed_everything
 
 from datamodules.synthetic import SyntheticSentimentDataModule
 from lightning_modules.classification import SequenceClassifier
+from tests.helpers import padded_and_packed
 
 pytestmark = [
     pytest.mark.gpu,
@@ -46,12 +47,11 @@ def test_mixed_precision_fit_memorises_a_small_set(precision, compile, tiny_bert
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_packed_logits_match_padded_ones_through_the_cuda_kernels(dtype, tiny_bert):
-    from tests.test_packing import padded_and_packed
 
     module = SequenceClassifier(tiny_bert, ["neg", "pos"]).cuda().eval()
     padded, packed = (
         {k: v.cuda() if torch.is_tensor(v) else v for k, v in batch.items()}
-        for batch in padded_and_packed(tiny_bert)
+        for batch in padded_and_packed()
     )
     with torch.no_grad(), torch.autocast("cuda", dtype=dtype):
         padded_logits, packed_logits = module(padded), module(packed)

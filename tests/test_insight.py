@@ -10,28 +10,14 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from compare import compare
-from tests.conftest import ROOT
+from tests.helpers import QUICKSTART
 from train import main
 
 
-def fit(workdir: Path, backbone: str, name: str, *extra: str):
-    return main([
-        "fit", "--config", str(ROOT / "configs" / "quickstart.yaml"), *extra,
-        "--model.backbone", backbone, "--model.learning_rate", "1e-3",
-        "--data.num_train", "192", "--data.num_test", "48", "--data.batch_size", "16",
-        "--trainer.max_epochs", "2", "--trainer.val_check_interval", "0.5",
-        "--trainer.log_every_n_steps", "2",
-        "--trainer.logger.init_args.save_dir", str(workdir / "logs"),
-        "--trainer.logger.init_args.name", name, "--data.cache_dir", str(workdir / "cache"),
-    ])
-
-
-@pytest.fixture(scope="module")
-def runs(tiny_bert, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("insight")
-    full = fit(workdir, tiny_bert, "full")
-    lora = fit(workdir, tiny_bert, "lora", "--config", str(ROOT / "configs/overlays/lora.yaml"))
-    return workdir, {"full": full, "lora": lora}
+@pytest.fixture
+def runs(trained_runs, shared_cache):
+    """(the tokenization cache the runs used, {kind: the run's CLI})."""
+    return shared_cache, {"full": trained_runs["full"], "lora": trained_runs["lora"]}
 
 
 def events_of(cli) -> EventAccumulator:
@@ -40,7 +26,7 @@ def events_of(cli) -> EventAccumulator:
     return events
 
 
-def test_event_files_hold_the_story(runs):
+def test_a_run_leaves_events_config_checkpoints_and_export(runs):
     for cli in runs[1].values():
         events = events_of(cli)
         tags = set(events.Tags()["scalars"])
@@ -52,6 +38,12 @@ def test_event_files_hold_the_story(runs):
         padding = [e.value for e in events.Scalars("throughput/padding_fraction")]
         assert all(0 <= p < 1 for p in padding) and any(p > 0 for p in padding)
         assert len(events.Images("val/confusion_matrix")) == 4  # 2 epochs x 2 validations
+        run = Path(cli.trainer.log_dir)
+        assert (run / "config.yaml").is_file()
+        checkpoints = {p.name for p in (run / "checkpoints").iterdir()}
+        assert "last.ckpt" in checkpoints and len(checkpoints) == 2  # last and best
+        exported = {p.name for p in (run / "hf_model").iterdir()}
+        assert {"config.json", "model.safetensors", "tokenizer.json"} <= exported
 
 
 def test_hparams_hold_the_knobs_and_the_real_best_val_acc(runs):
@@ -68,11 +60,11 @@ def test_hparams_hold_the_knobs_and_the_real_best_val_acc(runs):
         assert (trainable < 0.2 * events.Scalars("params/total")[-1].value) == (kind == "lora")
 
 
-def test_compare_writes_a_table_of_the_runs_and_a_png(runs):
-    workdir, clis = runs
-    report = compare(workdir / "logs", workdir)
+def test_compare_writes_a_table_of_the_runs_and_a_png(runs, tmp_path):
+    _, clis = runs
+    report = compare(Path(clis["full"].trainer.log_dir).parents[1], tmp_path)
     assert [r.name for r in report] == ["full/version_0", "lora/version_0"]
-    table = (workdir / "report.md").read_text().splitlines()
+    table = (tmp_path / "report.md").read_text().splitlines()
     assert len(table) == 4
     assert "| full |" in table[2] and "| LoRA r=8 |" in table[3]
     for row, cli in zip(report, clis.values()):
@@ -80,22 +72,22 @@ def test_compare_writes_a_table_of_the_runs_and_a_png(runs):
         assert row.best_val == pytest.approx(max(e.value for e in events.Scalars("val/acc")))
         assert row.trainable_params == int(events.Scalars("params/trainable")[-1].value)
     assert report[0].checkpoint_mb > 5 * report[1].checkpoint_mb
-    with Image.open(workdir / "report.png") as image:
+    with Image.open(tmp_path / "report.png") as image:
         assert image.size[0] > 500 and image.size[1] > 300
 
 
 @pytest.mark.parametrize("suffix", [".txt", ".jsonl"])
 def test_predict_writes_labels_and_probabilities(runs, tmp_path, suffix):
-    workdir, clis = runs
+    cache, clis = runs
     run_dir = Path(clis["full"].trainer.log_dir)
     texts = ["the movie was brilliant.", "the plot was not clever.", "a friend recommended it."]
     source = tmp_path / f"texts{suffix}"
     lines = texts if suffix == ".txt" else [json.dumps({"text": t}) for t in texts]
     source.write_text("\n".join(lines) + "\n")
     cli = main([
-        "predict", "--config", str(ROOT / "configs" / "quickstart.yaml"),
+        "predict", "--config", QUICKSTART,
         "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt"),
-        "--data.predict_file", str(source), "--data.cache_dir", str(workdir / "cache"),
+        "--data.predict_file", str(source), "--data.cache_dir", str(cache),
         "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"),
     ])
     with open(Path(cli.trainer.log_dir) / "predictions.csv") as f:
@@ -109,14 +101,14 @@ def test_predict_writes_labels_and_probabilities(runs, tmp_path, suffix):
 
 
 def test_predict_from_an_exported_model_directory(runs, tmp_path):
-    workdir, clis = runs
+    cache, clis = runs
     export = Path(clis["full"].trainer.log_dir) / "hf_model"
     source = tmp_path / "texts.txt"
     source.write_text("the ending was superb.\nthe cast was dull.\n")
     cli = main([
-        "predict", "--config", str(ROOT / "configs" / "quickstart.yaml"),
+        "predict", "--config", QUICKSTART,
         "--model.backbone", str(export), "--data.predict_file", str(source),
-        "--data.cache_dir", str(workdir / "cache"),
+        "--data.cache_dir", str(cache),
         "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"),
     ])
     with open(Path(cli.trainer.log_dir) / "predictions.csv") as f:
@@ -134,12 +126,12 @@ def test_hparams_yaml_holds_the_run_hyperparameters(runs):
 
 
 def test_predictions_on_the_test_split_keep_the_original_text(runs, tmp_path):
-    workdir, clis = runs
+    cache, clis = runs
     run_dir = Path(clis["full"].trainer.log_dir)
     cli = main([
-        "predict", "--config", str(ROOT / "configs" / "quickstart.yaml"),
+        "predict", "--config", QUICKSTART,
         "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt"),
-        "--data.num_train", "192", "--data.num_test", "48", "--data.cache_dir", str(workdir / "cache"),
+        "--data.num_train", "192", "--data.num_test", "48", "--data.cache_dir", str(cache),
         "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"),
     ])
     with open(Path(cli.trainer.log_dir) / "predictions.csv") as f:

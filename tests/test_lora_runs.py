@@ -1,5 +1,6 @@
 """LoRA runs through the CLI: lean checkpoints that resume, and two exports that reload exactly."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -8,22 +9,10 @@ from peft import PeftModel
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from core.errors import UserError
-from tests.conftest import ROOT
+from tests.helpers import quick_args
 from train import main
 
 TEXTS = ["the movie was not dull.", "the plot was awful, but the cast was superb.", "meh"]
-
-
-def fit(workdir: Path, backbone: str, name: str, *extra: str, epochs: int = 1):
-    return main([
-        "fit", "--config", str(ROOT / "configs" / "quickstart.yaml"), *extra,
-        "--model.backbone", backbone, "--model.learning_rate", "1e-3",
-        "--data.num_train", "160", "--data.num_test", "32", "--data.batch_size", "16",
-        "--trainer.max_epochs", str(epochs), "--trainer.val_check_interval", "1.0",
-        "--trainer.logger.init_args.name", name,
-        "--trainer.logger.init_args.save_dir", str(workdir / "logs"),
-        "--data.cache_dir", str(workdir / "cache"),
-    ])
 
 
 def logits(model, tokenizer_dir) -> torch.Tensor:
@@ -32,12 +21,9 @@ def logits(model, tokenizer_dir) -> torch.Tensor:
         return model.eval()(**batch).logits
 
 
-@pytest.fixture(scope="module")
-def runs(tiny_distilbert, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("lora-runs")
-    lora = fit(workdir, tiny_distilbert, "lora", "--config", str(ROOT / "configs/overlays/lora.yaml"))
-    full = fit(workdir, tiny_distilbert, "full")
-    return {"lora": lora, "full": full, "workdir": workdir}
+@pytest.fixture
+def runs(trained_runs):
+    return trained_runs
 
 
 def run_dir(cli) -> Path:
@@ -70,15 +56,20 @@ def test_merged_export_needs_no_peft_and_gives_same_logits(runs, tiny_distilbert
     assert torch.allclose(logits(merged, export), expected, atol=1e-5)
 
 
-def test_lora_run_resumes_from_its_lean_checkpoint(runs, tiny_distilbert):
+def test_lora_run_resumes_from_its_lean_checkpoint(runs, tiny_distilbert, tmp_path, shared_cache):
     """The CLI rebuilds the model from the checkpoint's hyperparameters: no overlay needed."""
     first = runs["lora"]
-    steps = first.trainer.global_step
-    resumed = fit(runs["workdir"], tiny_distilbert, "lora",
-                  "--ckpt_path", str(run_dir(first) / "checkpoints" / "last.ckpt"), epochs=2)
+    copy = tmp_path / "logs" / "lora" / "version_0"
+    shutil.copytree(run_dir(first), copy)
+    resumed = main(quick_args(
+        tiny_distilbert, tmp_path, shared_cache, "--model.learning_rate", "1e-3", "--data.batch_size", "16",
+        "--trainer.max_epochs", "3", "--trainer.val_check_interval", "0.5",
+        "--trainer.log_every_n_steps", "2", "--ckpt_path", str(copy / "checkpoints" / "last.ckpt"),
+        num_train=192, num_test=48))
     assert isinstance(resumed.model.model, PeftModel)
-    assert resumed.trainer.global_step == 2 * steps
-    assert resumed.trainer.current_epoch == 2
+    assert Path(resumed.trainer.log_dir) == copy
+    assert resumed.trainer.global_step == first.trainer.global_step // 2 * 3
+    assert resumed.trainer.current_epoch == 3
 
 
 def test_checkpoint_of_another_setup_is_refused(runs, tiny_distilbert):

@@ -1,10 +1,9 @@
-"""Faults a run must survive or report clearly: a non-finite loss, a head of the wrong size."""
+"""A non-finite loss stops the run before it reaches the weights or a checkpoint."""
 
 import pytest
 import torch
 from lightning import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
-from transformers import AutoTokenizer
 
 from core.errors import UserError
 from datamodules.synthetic import SyntheticSentimentDataModule
@@ -33,20 +32,3 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_bert, tm
     assert saved == ["epoch=0-step=2.ckpt"]
     state = torch.load(tmp_path / "ckpt" / saved[0], weights_only=True)["state_dict"]
     assert all(torch.isfinite(v).all() for v in state.values())
-
-
-def test_classifier_backbone_with_another_label_count_is_named(tiny_bert, tmp_path):
-    SequenceClassifier(tiny_bert, ["World", "Sports", "Business", "Sci/Tech"]).model.save_pretrained(tmp_path)
-    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(tmp_path)
-    with pytest.raises(UserError, match=r"is a classifier for 4 labels \['World', 'Sports', 'Business', "
-                       r"'Sci/Tech'\], but the data has 2: \['neg', 'pos'\]"):
-        SequenceClassifier(str(tmp_path), ["neg", "pos"])
-
-
-def test_checkpoint_with_another_label_set_is_named(tiny_bert):
-    four = SequenceClassifier(tiny_bert, ["World", "Sports", "Business", "Sci/Tech"])
-    two = SequenceClassifier(tiny_bert, ["neg", "pos"])
-    checkpoint = {"state_dict": four.state_dict()}
-    with pytest.raises(UserError, match=r"weight 'model.classifier.bias' has shape \(4,\), "
-                       r"this model \(2,\)\); was it saved with another backbone, task, label set"):
-        two.on_load_checkpoint(checkpoint)

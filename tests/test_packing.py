@@ -11,16 +11,8 @@ from datamodules.packing import PackedCollator
 from lightning_modules.adapters import LoraSettings
 from lightning_modules.classification import SequenceClassifier
 from plugins.monitor import TrainingMonitor
-from tests.conftest import tiny_tokenizer
-from tests.test_classification_data import make_dm, prepared, write_rows
-
-TEXTS = ["a great movie", "the plot was dull, but the cast was not weak", "bad",
-         "the soundtrack was simply stunning and the ending was really moving", "it is a film"]
-
-
-def features(texts: list[str], labels: list[int]) -> list[dict]:
-    ids = tiny_tokenizer()(texts)["input_ids"]
-    return [{"input_ids": i, "labels": y} for i, y in zip(ids, labels)]
+from tests.helpers import PACKING_TEXTS as TEXTS
+from tests.helpers import classification_dm, features, padded_and_packed, prepared, write_rows
 
 
 def test_collator_concatenates_texts_restarts_positions_and_rounds_the_length():
@@ -45,21 +37,14 @@ def test_collator_concatenates_texts_restarts_positions_and_rounds_the_length():
 def test_packing_is_the_default_and_keeps_the_batches_of_the_padded_loader(tiny_bert, tmp_path):
     rows = [{"text": "good " * (i % 9 + 1) + str(i), "label": i % 2} for i in range(60)]
     data = write_rows(tmp_path / "data", rows)
-    packed = prepared(make_dm(tiny_bert, data, batch_size=8))
-    padded = prepared(make_dm(tiny_bert, data, batch_size=8, packing=False))
+    packed = prepared(classification_dm(tiny_bert, data, batch_size=8))
+    padded = prepared(classification_dm(tiny_bert, data, batch_size=8, packing=False))
     assert packed.hparams.packing
     for a, b in zip(packed.train_dataloader(), padded.train_dataloader(), strict=True):
         texts = len(a["labels"])
         real = b["input_ids"][b["attention_mask"].bool()]
         assert torch.equal(a["labels"], b["labels"])
         assert torch.equal(a["input_ids"][0, :int(a["cu_seq_lens_q"][texts])], real)
-
-
-def padded_and_packed(backbone: str) -> tuple[dict, dict]:
-    rows = features(TEXTS, [1, 0, 0, 1, 1])
-    padded = tiny_tokenizer().pad([{"input_ids": r["input_ids"]} for r in rows], return_tensors="pt")
-    padded["labels"] = torch.tensor([r["labels"] for r in rows])
-    return dict(padded), PackedCollator(pad_token_id=0, max_length=128, multiple=64)(rows)
 
 
 @pytest.mark.parametrize("arch,lora", [("bert", None), ("distilbert", None), ("bert", LoraSettings())])
@@ -69,7 +54,7 @@ def test_packed_forward_gives_the_padded_logits_and_gradients(arch, lora, reques
     module = SequenceClassifier(backbone, ["neg", "pos"], lora=lora)
     module.model.eval()  # no dropout: both passes compute the same function
     trainable = [p for p in module.model.parameters() if p.requires_grad]
-    padded, packed = padded_and_packed(backbone)
+    padded, packed = padded_and_packed()
 
     results = []
     for batch in (padded, packed):
@@ -88,7 +73,7 @@ def test_a_packed_fit_learns(tiny_bert, tmp_path):
     seed_everything(0)
     rows = [{"text": f"{'a truly great' if i % 2 else 'a rather bad'} film {'and ' * (i % 7)}{i}",
              "label": i % 2} for i in range(200)]
-    dm = make_dm(tiny_bert, write_rows(tmp_path / "data", rows), batch_size=16,
+    dm = classification_dm(tiny_bert, write_rows(tmp_path / "data", rows), batch_size=16,
                  cache_dir=str(tmp_path / "cache"))
     module = SequenceClassifier(tiny_bert, dm.label_names, learning_rate=1e-3, warmup_ratio=0.0)
     trainer = Trainer(accelerator="cpu", max_epochs=3, logger=False, enable_checkpointing=False,
@@ -110,6 +95,6 @@ def test_the_monitor_counts_packed_texts_and_their_real_tokens():
 def test_a_backbone_without_the_attention_interface_refuses_packed_batches(tiny_bert):
     module = SequenceClassifier(tiny_bert, ["neg", "pos"])
     module.takes_packed = False
-    _, packed = padded_and_packed(tiny_bert)
+    _, packed = padded_and_packed()
     with pytest.raises(UserError, match="--data.packing false"):
         module.outputs(packed)

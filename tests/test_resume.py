@@ -13,7 +13,7 @@ import torch
 from lightning import Callback
 
 from plugins.checkpoint_io import AtomicCheckpointIO
-from tests.conftest import ROOT
+from tests.helpers import QUICKSTART, ROOT
 
 STEPS_PER_EPOCH = 36  # 320 generated reviews, 10% held out, batch 8
 
@@ -36,6 +36,7 @@ trainer:
     - class_path: lightning.pytorch.callbacks.ModelCheckpoint
       init_args: {every_n_train_steps: 4, save_top_k: 0, save_last: true, enable_version_counter: false}
     - class_path: plugins.preemption.CheckpointOnSigterm
+    - class_path: plugins.rng_state.RNGState
     - class_path: tests.test_resume.Pause
 """
 
@@ -50,12 +51,12 @@ class StepFile(Callback):
         Path(self.path).write_text(str(trainer.global_step))
 
 
-def command(workdir: Path, name: str, *extra: str) -> list[str]:
+def command(workdir: Path, backbone: str, name: str, *extra: str) -> list[str]:
     (workdir / "callbacks.yaml").write_text(CALLBACKS)
     return [sys.executable, str(ROOT / "train.py"), "fit",
-            "--config", str(ROOT / "configs" / "quickstart.yaml"),
+            "--config", QUICKSTART,
             "--config", str(workdir / "callbacks.yaml"),
-            "--model.backbone", os.environ["TINY_BERT"], "--model.learning_rate", "1e-3",
+            "--model.backbone", backbone, "--model.learning_rate", "1e-3",
             "--data.num_train", "320", "--data.num_test", "32", "--data.batch_size", "8",
             "--data.cache_dir", str(workdir / "cache"), "--test_after_fit", "false",
             "--trainer.max_epochs", "2", "--trainer.val_check_interval", "1.0",
@@ -73,12 +74,18 @@ def finished(process: subprocess.Popen) -> None:
     assert process.returncode == 0, stderr.decode()[-3000:]
 
 
-@pytest.mark.slow
-def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tiny_bert, tmp_path, monkeypatch):
-    monkeypatch.setenv("TINY_BERT", tiny_bert)
-    finished(run(command(tmp_path, "straight")))
+@pytest.fixture(scope="module")
+def straight(tiny_bert, tmp_path_factory) -> dict:
+    """The last checkpoint of a run never interrupted, which both resumed runs must match."""
+    workdir = tmp_path_factory.mktemp("straight")
+    finished(run(command(workdir, tiny_bert, "straight")))
+    return torch.load(workdir / "logs/straight/version_0/checkpoints/last.ckpt", weights_only=True)
 
-    crashed = run(command(tmp_path, "crashed"))
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(straight, tiny_bert, tmp_path):
+
+    crashed = run(command(tmp_path, tiny_bert, "crashed"))
     last = tmp_path / "logs" / "crashed" / "version_0" / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and crashed.poll() is None:
@@ -90,9 +97,7 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tiny_bert, t
     killed_at = torch.load(last, weights_only=True)
     assert killed_at["epoch"] == 0 and 0 < killed_at["global_step"] < STEPS_PER_EPOCH
 
-    finished(run(command(tmp_path, "crashed", "--ckpt_path", str(last))))
-
-    straight = torch.load(tmp_path / "logs/straight/version_0/checkpoints/last.ckpt", weights_only=True)
+    finished(run(command(tmp_path, tiny_bert, "crashed", "--ckpt_path", str(last))))
     resumed = torch.load(last, weights_only=True)
     assert resumed["global_step"] == straight["global_step"] == 2 * STEPS_PER_EPOCH
     assert resumed["state_dict"].keys() == straight["state_dict"].keys()
@@ -121,7 +126,7 @@ def test_ckpt_path_last_resumes_the_newest_run_in_its_folder(tiny_bert, tmp_path
     from train import main
 
     def fit(epochs: int, *extra: str):
-        return main(["fit", "--config", str(ROOT / "configs" / "quickstart.yaml"),
+        return main(["fit", "--config", QUICKSTART,
                      "--model.backbone", tiny_bert, "--data.num_train", "64", "--data.num_test", "16",
                      "--data.cache_dir", str(tmp_path / "cache"), "--test_after_fit", "false",
                      "--trainer.max_epochs", str(epochs), "--trainer.val_check_interval", "1.0",
@@ -134,12 +139,10 @@ def test_ckpt_path_last_resumes_the_newest_run_in_its_folder(tiny_bert, tmp_path
 
 
 @pytest.mark.slow
-def test_sigterm_saves_the_exact_state_and_resumes_to_an_uninterrupted_run(tiny_bert, tmp_path, monkeypatch):
-    monkeypatch.setenv("TINY_BERT", tiny_bert)
-    finished(run(command(tmp_path, "straight")))
+def test_sigterm_saves_the_exact_state_and_resumes_to_an_uninterrupted_run(straight, tiny_bert, tmp_path):
 
     steps = tmp_path / "step"
-    stopped = run(command(tmp_path, "stopped", "--trainer.callbacks+=tests.test_resume.StepFile",
+    stopped = run(command(tmp_path, tiny_bert, "stopped", "--trainer.callbacks+=tests.test_resume.StepFile",
                           "--trainer.callbacks.path", str(steps)))
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not (steps.exists() and int(steps.read_text() or 0) >= 6):
@@ -154,8 +157,7 @@ def test_sigterm_saves_the_exact_state_and_resumes_to_an_uninterrupted_run(tiny_
     saved = torch.load(last, weights_only=True)
     assert saved["epoch"] == 0 and seen <= saved["global_step"] < STEPS_PER_EPOCH
 
-    finished(run(command(tmp_path, "stopped", "--ckpt_path", str(last))))
-    straight = torch.load(tmp_path / "logs/straight/version_0/checkpoints/last.ckpt", weights_only=True)
+    finished(run(command(tmp_path, tiny_bert, "stopped", "--ckpt_path", str(last))))
     resumed = torch.load(last, weights_only=True)
     assert resumed["global_step"] == straight["global_step"] == 2 * STEPS_PER_EPOCH
     for key, value in straight["state_dict"].items():

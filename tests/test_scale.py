@@ -7,8 +7,8 @@ import pytest
 import torch
 from lightning import Callback
 
-from tests.conftest import ROOT
-from tests.test_cli import run_cli
+from tests.helpers import quick_args, run_cli
+from train import main
 
 
 class GradCapture(Callback):
@@ -24,18 +24,20 @@ class GradCapture(Callback):
             torch.save(grads, self.path)
 
 
-def first_gradient(tmp_path, backbone: str, name: str, *extra: str) -> dict:
+def first_gradient(tmp_path, backbone: str, name: str, *extra: str, in_process: bool = True) -> dict:
+    """The gradient of the first optimizer step of a quickstart fit; DDP needs real processes."""
     out = tmp_path / f"{name}.pt"
-    result = run_cli(
-        "fit", "--config", str(ROOT / "configs" / "quickstart.yaml"), "--model.backbone", backbone,
-        "--data.num_train", "200", "--data.num_test", "20", "--data.cache_dir", str(tmp_path / "cache"),
-        "--trainer.max_steps", "1", "--trainer.limit_val_batches", "0", "--test_after_fit", "false",
-        "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"),
+    args = quick_args(
+        backbone, tmp_path, tmp_path / "cache", "--trainer.max_steps", "1",
+        "--trainer.limit_val_batches", "0", "--test_after_fit", "false",
         "--trainer.logger.init_args.name", name,
-        "--trainer.callbacks+=tests.test_scale.GradCapture", "--trainer.callbacks.path", str(out),
-        *extra, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+        "--trainer.callbacks+=tests.test_scale.GradCapture", "--trainer.callbacks.path", str(out), *extra,
+        num_train=200, num_test=20)
+    if in_process:
+        main(args)
+    else:
+        result = run_cli(*args, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
     return torch.load(out, weights_only=True)
 
 
@@ -62,5 +64,5 @@ def test_accumulated_micro_batches_equal_one_big_batch(one_batch_of_16, no_dropo
 def test_ddp_on_two_cpu_processes_equals_one_process_with_double_batch(one_batch_of_16, no_dropout_bert,
                                                                        tmp_path):
     ddp = first_gradient(tmp_path, no_dropout_bert, "ddp", "--data.batch_size", "8",
-                         "--trainer.strategy", "ddp", "--trainer.devices", "2")
+                         "--trainer.strategy", "ddp", "--trainer.devices", "2", in_process=False)
     assert_same_gradient(ddp, one_batch_of_16)

@@ -1,0 +1,89 @@
+"""Helpers the test modules share: paths, data files written on the fly, CLI runs."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from transformers import AutoTokenizer
+
+from datamodules.classification import TextClassificationDataModule
+from datamodules.packing import PackedCollator
+from tests.tiny_models import tiny_tokenizer
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+CONFIGS = ROOT / "configs"
+QUICKSTART = str(CONFIGS / "quickstart.yaml")
+IMDB = str(CONFIGS / "imdb" / "distilbert.yaml")
+MLM = str(CONFIGS / "mlm" / "tinybert-imdb.yaml")
+
+
+def jsonl(rows: list[dict]) -> str:
+    return "".join(json.dumps(r) + "\n" for r in rows)
+
+
+def write_rows(folder: Path, rows: list[dict], name: str = "train.jsonl") -> str:
+    """`rows` as a JSON Lines split file in `folder`; returns the folder, for --data.data_dir."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(jsonl(rows))
+    return str(folder)
+
+
+def review_rows(n: int = 40, ratio: float = 0.5) -> list[dict]:
+    """`n` short labelled reviews, the first `ratio` of them positive."""
+    return [{"text": f"the movie was {'good' if i < n * ratio else 'bad'} {i}", "label": int(i < n * ratio)}
+            for i in range(n)]
+
+
+def classification_dm(tokenizer: str, data_dir: str, **options) -> TextClassificationDataModule:
+    options = {"label_names": ["neg", "pos"], "max_length": 32, "num_workers": 0, **options}
+    return TextClassificationDataModule(tokenizer=tokenizer, data_dir=data_dir, **options)
+
+
+def prepared(dm):
+    """The data module after what Lightning calls before fitting."""
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+PACKING_TEXTS = ["a great movie", "the plot was dull, but the cast was not weak", "bad",
+                 "the soundtrack was simply stunning and the ending was really moving", "it is a film"]
+
+
+def features(texts: list[str], labels: list[int]) -> list[dict]:
+    ids = tiny_tokenizer()(texts)["input_ids"]
+    return [{"input_ids": i, "labels": y} for i, y in zip(ids, labels)]
+
+
+def padded_and_packed() -> tuple[dict, dict]:
+    """The same five texts as one padded and one packed batch."""
+    rows = features(PACKING_TEXTS, [1, 0, 0, 1, 1])
+    padded = tiny_tokenizer().pad([{"input_ids": r["input_ids"]} for r in rows], return_tensors="pt")
+    padded["labels"] = torch.tensor([r["labels"] for r in rows])
+    return dict(padded), PackedCollator(pad_token_id=0, max_length=128, multiple=64)(rows)
+
+
+def batch_of(tokenizer_dir: str, texts: list[str], labels: list[int]) -> dict:
+    """A padded batch with labels, as DataCollatorWithPadding makes it."""
+    enc = AutoTokenizer.from_pretrained(tokenizer_dir)(texts, padding=True, return_tensors="pt")
+    return {**enc, "labels": torch.tensor(labels)}
+
+
+def quick_args(backbone: str, workdir: Path, cache: Path, *extra: str, num_train: int = 64,
+               num_test: int = 16) -> list[str]:
+    """`fit` on the quickstart config, shrunk to seconds, logging under `workdir`."""
+    return ["fit", "--config", QUICKSTART, "--model.backbone", backbone,
+            "--data.num_train", str(num_train), "--data.num_test", str(num_test),
+            "--data.cache_dir", str(cache), "--trainer.logger.init_args.save_dir", str(workdir / "logs"),
+            *extra]
+
+
+def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """`train.py` in a fresh interpreter: only for tests of the process exit itself."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], capture_output=True,
+                          text=True, env=env, timeout=timeout)
