@@ -7,14 +7,14 @@ compile time of a run is its wall time minus the eager run's.
     python benchmarks/compile_cache.py
 """
 
-import argparse
-import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+from tempfile import TemporaryDirectory
+
+from benchmarks.common import RESULTS, parser, table, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,11 +36,10 @@ def fit_seconds(workdir: Path, name: str, compile: bool, steps: int, cache: Path
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20, help="optimizer steps per run")
-    parser.add_argument("--out", default="benchmarks/results/compile_cache.json")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    options = parser(__doc__, str(RESULTS / "compile_cache.json"))
+    options.add_argument("--steps", type=int, default=20, help="optimizer steps per run")
+    args = options.parse_args()
+    with TemporaryDirectory() as tmp:
         workdir, cache = Path(tmp), Path(tmp) / "inductor"
         fit_seconds(workdir, "tokenize", False, 1, cache)  # the data cache, so no run pays for it
         runs = {name: fit_seconds(workdir, name, compile, args.steps, cache)
@@ -48,13 +47,9 @@ def main() -> None:
                                       ("compiled, warm cache", True))}
     eager = runs["eager"]
     print(f"\nquickstart (MiniLM, packed batches), {args.steps} steps per run, one process each\n")
-    print("| run | wall time | compile time (vs eager) |\n|---|---|---|")
-    for name, seconds in runs.items():
-        print(f"| {name} | {seconds:.1f} s | {seconds - eager:+.1f} s |")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"steps": args.steps, "runs_s": runs}, indent=2) + "\n")
-    print(f"\nwrote {out}")
+    print(table(["run", "wall time", "compile time (vs eager)"],
+                [[name, f"{seconds:.1f} s", f"{seconds - eager:+.1f} s"] for name, seconds in runs.items()]))
+    write_report(args.out, {"steps": args.steps, "runs_s": runs})
 
 
 if __name__ == "__main__":

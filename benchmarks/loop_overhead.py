@@ -4,41 +4,34 @@ Both train the same tiny random BERT on the same fixed batches from a DataLoader
 AdamW parameter groups and per-step schedule. The project's side is `SequenceClassifier` in a
 Lightning Trainer with the per-step machinery of `configs/defaults.yaml`: TensorBoard logger,
 logging every 10 steps (loss, learning rate, gradient norm, throughput), progress bar, periodic
-checkpoint callback (200 steps, so it only checks). The two alternate `--repeats` times; the
-table shows the median time per step after `--warmup` steps.
+checkpoint callback (200 steps, so it only checks), non-finite-loss check. The two alternate
+`--repeats` times; the table shows the median time per step after `--warmup` steps.
 
     python benchmarks/loop_overhead.py
 """
 
-import argparse
-import json
-import os
-import statistics
-import sys
-import tempfile
 import time
 from pathlib import Path
+from tempfile import TemporaryDirectory
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import torch
+from lightning import Callback, Trainer, seed_everything
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+from torch.utils.data import DataLoader
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-import torch  # noqa: E402
-from lightning import Callback, Trainer, seed_everything  # noqa: E402
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
-from transformers import AutoModelForSequenceClassification  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from random_models import save_random_model  # noqa: E402
-
-from lightning_modules.classification import SequenceClassifier  # noqa: E402
-from lightning_modules.optim import adamw_with_warmup  # noqa: E402
-from plugins.logger import ClaimingTensorBoardLogger  # noqa: E402
-from plugins.monitor import TrainingMonitor  # noqa: E402
+from benchmarks.common import RESULTS, median_ms, parser, table, write_report
+from benchmarks.random_models import random_token_ids, save_random_model
+from lightning_modules.classification import SequenceClassifier
+from lightning_modules.optim import adamw_with_warmup
+from plugins.health import GradientNorm, StopOnNonFiniteLoss
+from plugins.logger import ClaimingTensorBoardLogger
+from plugins.monitor import TrainingMonitor
 
 
-def fixed_batches(steps: int, batch_size: int, length: int, vocab: int) -> list[dict]:
+def fixed_batches(tokenizer, steps: int, batch_size: int, length: int) -> list[dict]:
     generator = torch.Generator().manual_seed(0)
-    return [{"input_ids": torch.randint(1000, vocab, (batch_size, length), generator=generator),
+    return [{"input_ids": random_token_ids(tokenizer, (batch_size, length), generator),
              "attention_mask": torch.ones(batch_size, length, dtype=torch.long),
              "labels": torch.randint(0, 2, (batch_size,), generator=generator)}
             for _ in range(steps)]
@@ -82,46 +75,41 @@ def project_loop(model_dir: str, batches: list[dict], warmup: int, log_dir: str)
         logger=ClaimingTensorBoardLogger(log_dir, name="overhead", default_hp_metric=False),
         callbacks=[ModelCheckpoint(every_n_train_steps=200, save_top_k=0, save_last=True),
                    LearningRateMonitor(logging_interval="step"), TQDMProgressBar(refresh_rate=10),
-                   TrainingMonitor(), clock],
+                   TrainingMonitor(), GradientNorm(), StopOnNonFiniteLoss(), clock],
     )
     trainer.fit(module, DataLoader(batches, batch_size=None))
     return (clock.end - clock.start) / (len(batches) - warmup)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", default="tiny", choices=["tiny", "distilbert", "bert-base"])
-    parser.add_argument("--steps", type=int, default=120)
-    parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--batch_size", type=int, default=16)
-    parser.add_argument("--length", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", default="benchmarks/results/loop_overhead.json")
-    args = parser.parse_args()
+    options = parser(__doc__, str(RESULTS / "loop_overhead.json"))
+    options.add_argument("--arch", default="tiny", choices=["tiny", "distilbert", "bert-base"])
+    options.add_argument("--steps", type=int, default=120)
+    options.add_argument("--warmup", type=int, default=10)
+    options.add_argument("--batch_size", type=int, default=16)
+    options.add_argument("--length", type=int, default=128)
+    options.add_argument("--repeats", type=int, default=5)
+    args = options.parse_args()
 
     plain, project = [], []
-    with tempfile.TemporaryDirectory() as tmp:
+    with TemporaryDirectory() as tmp:
         model_dir = str(save_random_model(args.arch, Path(tmp) / "model"))
-        batches = fixed_batches(args.steps, args.batch_size, args.length, 30522)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        batches = fixed_batches(tokenizer, args.steps, args.batch_size, args.length)
         for _ in range(args.repeats):
             plain.append(plain_loop(model_dir, batches, args.warmup))
             project.append(project_loop(model_dir, batches, args.warmup, tmp))
-    plain_ms, project_ms = 1000 * statistics.median(plain), 1000 * statistics.median(project)
+    plain_ms, project_ms = median_ms(plain), median_ms(project)
     overhead = project_ms / plain_ms - 1
     print(f"\n{args.arch} random BERT, batch {args.batch_size} x {args.length} tokens, "
           f"{args.steps - args.warmup} timed steps, median of {args.repeats}, "
           f"{torch.get_num_threads()} CPU threads\n")
-    print("| loop | ms per step | runs (ms) |\n|---|---|---|")
-    print(f"| plain PyTorch | {plain_ms:.1f} | {', '.join(f'{1000 * s:.1f}' for s in plain)} |")
-    print(f"| this project (Lightning) | {project_ms:.1f} | "
-          f"{', '.join(f'{1000 * s:.1f}' for s in project)} |")
+    print(table(["loop", "ms per step", "runs (ms)"], [
+        ["plain PyTorch", f"{plain_ms:.1f}", ", ".join(f"{1000 * s:.1f}" for s in plain)],
+        ["this project (Lightning)", f"{project_ms:.1f}", ", ".join(f"{1000 * s:.1f}" for s in project)]]))
     print(f"\noverhead: {100 * overhead:+.1f}% per step")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({
-        **vars(args), "threads": torch.get_num_threads(), "plain_ms": plain_ms,
-        "project_ms": project_ms, "overhead": overhead,
-        "plain_runs_s": plain, "project_runs_s": project}, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report(args.out, {**vars(args), "plain_ms": plain_ms, "project_ms": project_ms,
+                            "overhead": overhead, "plain_runs_s": plain, "project_runs_s": project})
 
 
 if __name__ == "__main__":

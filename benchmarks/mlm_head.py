@@ -7,59 +7,41 @@ Hugging Face's forward (head on every position) against `MaskedLanguageModel.mas
     python benchmarks/mlm_head.py --arch distilbert
 """
 
-import argparse
-import json
-import os
-import statistics
-import sys
-import tempfile
-import time
 from pathlib import Path
+from tempfile import TemporaryDirectory
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import torch
+import torch.nn.functional as F
+from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from transformers import AutoModelForMaskedLM  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from random_models import save_random_model  # noqa: E402
-
-from lightning_modules.masked_lm import MaskedLanguageModel  # noqa: E402
-
-MASK_ID = 103  # [MASK] in the uncased BERT vocabulary
+from benchmarks.common import RESULTS, device, median_ms, parser, table, timed, write_report
+from benchmarks.random_models import random_token_ids, save_random_model
+from lightning_modules.masked_lm import MaskedLanguageModel
 
 
-def masked_batch(batch_size: int, length: int, device: torch.device) -> dict:
+def masked_batch(tokenizer, batch_size: int, length: int, where: torch.device) -> dict:
+    """Random ordinary tokens, 15% of them replaced by the tokenizer's mask token and labelled."""
     generator = torch.Generator().manual_seed(0)
-    ids = torch.randint(1000, 30522, (batch_size, length), generator=generator)
+    ids = random_token_ids(tokenizer, (batch_size, length), generator)
     chosen = torch.rand(batch_size, length, generator=generator) < 0.15
     labels = torch.where(chosen, ids, -100)
-    return {"input_ids": ids.masked_fill(chosen, MASK_ID).to(device), "labels": labels.to(device)}
-
-
-def seconds(loss_fn) -> float:
-    start = time.perf_counter()
-    loss_fn().backward()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
+    return {"input_ids": ids.masked_fill(chosen, tokenizer.mask_token_id).to(where),
+            "labels": labels.to(where)}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", default="distilbert", choices=["distilbert", "bert-base", "tiny"])
-    parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--block_size", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=8)
-    parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/...)")
-    args = parser.parse_args()
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    options = parser(__doc__, None)
+    options.add_argument("--arch", default="distilbert", choices=["distilbert", "bert-base", "tiny"])
+    options.add_argument("--batch_size", type=int, default=8)
+    options.add_argument("--block_size", type=int, default=128)
+    options.add_argument("--steps", type=int, default=8)
+    args = options.parse_args()
+    where = device()
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with TemporaryDirectory() as tmp:
         save_random_model(args.arch, Path(tmp), AutoModelForMaskedLM)
-        module = MaskedLanguageModel(tmp).to(device)
-    batch = masked_batch(args.batch_size, args.block_size, device)
+        module = MaskedLanguageModel(tmp).to(where)
+        batch = masked_batch(AutoTokenizer.from_pretrained(tmp), args.batch_size, args.block_size, where)
 
     def full() -> torch.Tensor:
         return module.model(**batch).loss
@@ -72,23 +54,20 @@ def main() -> None:
     module.model.train()
     times = {"full": [], "masked_only": []}
     for step in range(args.steps + 1):
-        for name, fn in (("full", full), ("masked_only", masked_only)):
-            took = seconds(fn)
+        for name, loss in (("full", full), ("masked_only", masked_only)):
+            took = timed(lambda: loss().backward(), where)
             module.model.zero_grad(set_to_none=True)
             if step:  # the first is warm-up
                 times[name].append(took)
-    full_ms, masked_ms = (1000 * statistics.median(times[k]) for k in ("full", "masked_only"))
+    full_ms, masked_ms = median_ms(times["full"]), median_ms(times["masked_only"])
     print(f"\n{args.arch} (random weights) MLM, batch {args.batch_size} x {args.block_size} tokens, "
-          f"15% masked, forward + backward, median of {args.steps} on {device}\n")
-    print("| vocabulary head on | ms per step |\n|---|---|")
-    print(f"| every position (Hugging Face forward) | {full_ms:.1f} |")
-    print(f"| masked positions only (this project) | {masked_ms:.1f} |")
+          f"15% masked, forward + backward, median of {args.steps} on {where}\n")
+    print(table(["vocabulary head on", "ms per step"], [
+        ["every position (Hugging Face forward)", f"{full_ms:.1f}"],
+        ["masked positions only (this project)", f"{masked_ms:.1f}"]]))
     print(f"\nsaved: {100 * (1 - masked_ms / full_ms):.1f}% of the step")
-    out = Path(args.out or f"benchmarks/results/mlm_head-{args.arch}-{device.type}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({**vars(args), "device": str(device), "full_ms": full_ms,
-                               "masked_only_ms": masked_ms, "runs_s": times}, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_report(args.out or RESULTS / f"mlm_head-{args.arch}-{where.type}.json",
+                 {**vars(args), "full_ms": full_ms, "masked_only_ms": masked_ms, "runs_s": times})
 
 
 if __name__ == "__main__":

@@ -46,6 +46,12 @@ def save_model(arch: str, path: Path, seed: int = 0) -> Path:
     return path
 
 
+def random_token_ids(tokenizer, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    """Ids drawn uniformly from the tokenizer's ordinary (non-special) vocabulary."""
+    ordinary = torch.tensor(sorted(set(range(len(tokenizer))) - set(tokenizer.all_special_ids)))
+    return ordinary[torch.randint(len(ordinary), shape, generator=generator)]
+
+
 def body_shape(model: nn.Module) -> tuple[int, int, int]:
     """(parameters outside the embeddings, layers, hidden width), for FLOP counts."""
     base = model.base_model

@@ -4,36 +4,26 @@ tokenizes and caches, the second loads the cache. Prints a table and writes JSON
     python benchmarks/tokenize_imdb.py --data_dir ../shared/data/imdb --backbone minilm
 """
 
-import argparse
-import json
 import os
-import platform
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")  # tokenizing is what is timed
+
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
-
-from core.errors import exit_on_user_error  # noqa: E402
-from datamodules.imdb import IMDBDataModule  # noqa: E402
-
-
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+from benchmarks.common import RESULTS, parser, table, timed, write_report
+from core.errors import exit_on_user_error
+from datamodules.imdb import IMDBDataModule
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data_dir", default=None,
-                        help="local IMDB copy (split files or aclImdb folders); default: the hub")
-    parser.add_argument("--backbone", default="minilm", help="whose tokenizer (BERT uncased WordPiece)")
-    parser.add_argument("--max_length", type=int, default=512)
-    parser.add_argument("--out", default="benchmarks/results/tokenize_imdb.json")
-    args = parser.parse_args()
+    options = parser(__doc__, str(RESULTS / "tokenize_imdb.json"))
+    options.add_argument("--data_dir", default=None,
+                         help="local IMDB copy (split files or aclImdb folders); default: the hub")
+    options.add_argument("--backbone", default="minilm", help="whose tokenizer")
+    options.add_argument("--max_length", type=int, default=512)
+    args = options.parse_args()
 
     cache = Path(tempfile.mkdtemp(prefix="tokenize-bench-"))
     try:
@@ -50,18 +40,12 @@ def main() -> None:
     finally:
         shutil.rmtree(cache, ignore_errors=True)
 
-    result = {
-        "reviews": rows, "tokens": tokens, "max_length": args.max_length,
-        "first_run_s": round(cold_s, 2), "cached_reload_s": round(warm_s, 2),
-        "reviews_per_s": round(rows / cold_s), "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
-    }
-    print("| step | seconds |\n|---|---|")
-    print(f"| read, split, tokenize and cache {rows:,} reviews ({tokens:,} tokens) | {cold_s:.1f} |")
-    print(f"| load the cache (memory-mapped) | {warm_s:.2f} |")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    print(table(["step", "seconds"], [
+        [f"read, split, tokenize and cache {rows:,} reviews ({tokens:,} tokens)", f"{cold_s:.1f}"],
+        ["load the cache (memory-mapped)", f"{warm_s:.2f}"]]))
+    write_report(args.out, {"reviews": rows, "tokens": tokens, "max_length": args.max_length,
+                            "first_run_s": round(cold_s, 2), "cached_reload_s": round(warm_s, 2),
+                            "reviews_per_s": round(rows / cold_s)})
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from datamodules.synthetic import generate
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 @pytest.fixture

@@ -1,0 +1,214 @@
+"""The training loops `throughput.py` compares, each fed the same rows from the same weights with
+the same recipe, and one scoring for all: this project's fit (packed or padded), HF Trainer with
+dynamic padding, and a naive loop that pads every batch to max_length."""
+
+import json
+import math
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from lightning import Callback, Trainer
+from torch.utils.data import DataLoader
+from transformers import (
+    AutoModelForSequenceClassification,
+    DataCollatorWithPadding,
+    TrainerCallback,
+    TrainingArguments,
+)
+from transformers import Trainer as HFTrainer
+
+from benchmarks.common import sync
+from datamodules.imdb import IMDBDataModule
+from datamodules.packing import PackedCollator
+from lightning_modules.classification import SequenceClassifier
+from lightning_modules.optim import adamw_with_warmup
+from plugins.health import GradientNorm, StopOnNonFiniteLoss
+from plugins.monitor import TrainingMonitor
+
+
+class Meter:
+    """Counts what the model is fed (forward pre-hook) and times each epoch."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.samples = self.padded_tokens = 0
+        self.real_tokens = torch.zeros((), dtype=torch.long, device=device)
+        self.real_squares = torch.zeros((), dtype=torch.long, device=device)
+        self.epoch_s: list[float] = []
+        self.started = 0.0
+
+    def attach(self, model: torch.nn.Module) -> None:
+        self.hook = model.register_forward_pre_hook(self.count, with_kwargs=True)
+
+    def detach(self) -> None:
+        self.hook.remove()
+
+    def count(self, module, args, kwargs) -> None:
+        if "cu_seq_lens_q" in kwargs:  # packed: texts end where the [PAD] segment begins
+            texts = len(kwargs["labels"])
+            lengths = kwargs["cu_seq_lens_q"][:texts + 1].diff().long()
+        else:
+            texts, lengths = len(kwargs["attention_mask"]), kwargs["attention_mask"].sum(1)
+        self.samples += texts
+        self.padded_tokens += kwargs["input_ids"].numel()
+        self.real_tokens += lengths.sum()  # stays on the device: no sync per step
+        self.real_squares += lengths.square().sum()
+
+    def epoch_start(self) -> None:
+        sync(self.device)
+        self.started = time.perf_counter()
+
+    def epoch_end(self) -> None:
+        sync(self.device)
+        self.epoch_s.append(time.perf_counter() - self.started)
+
+
+def recipe(args) -> dict:
+    """The project's recipe, as the three loops each spell it."""
+    return {"learning_rate": args.learning_rate, "weight_decay": 0.01, "warmup_ratio": 0.1,
+            "max_grad_norm": 1.0}
+
+
+class LightningTimer(Callback):
+    def __init__(self, meter: Meter):
+        self.meter = meter
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self.meter.attach(pl_module.model)
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.meter.epoch_start()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.meter.epoch_end()
+
+
+class HFTimer(TrainerCallback):
+    def __init__(self, meter: Meter):
+        self.meter = meter
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.meter.epoch_start()
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        self.meter.epoch_end()
+
+
+def run_project(args, model_dir: str, dm: IMDBDataModule, meter: Meter, packing: bool = True):
+    dm.collator = (PackedCollator(dm.tokenizer.pad_token_id, args.max_length, args.packed_length_multiple)
+                   if packing
+                   else DataCollatorWithPadding(dm.tokenizer, pad_to_multiple_of=8))
+    r = recipe(args)
+    model = SequenceClassifier(backbone=model_dir, label_names=dm.label_names,
+                               learning_rate=r["learning_rate"], weight_decay=r["weight_decay"],
+                               warmup_ratio=r["warmup_ratio"], compile=args.compile)
+    trainer = Trainer(
+        accelerator="auto", devices=1, precision=args.precision, max_epochs=args.epochs,
+        gradient_clip_val=r["max_grad_norm"], logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+        num_sanity_val_steps=0,
+        # the per-step callbacks configs/defaults.yaml gives every run, so their cost is counted
+        callbacks=[TrainingMonitor(), GradientNorm(), StopOnNonFiniteLoss(), LightningTimer(meter)],
+    )
+    trainer.fit(model, datamodule=dm)
+    return model.model
+
+
+def run_project_padded(args, model_dir: str, dm: IMDBDataModule, meter: Meter):
+    return run_project(args, model_dir, dm, meter, packing=False)
+
+
+def run_project_no_attention_dropout(args, model_dir: str, dm: IMDBDataModule, meter: Meter):
+    """Packed, without attention-probability dropout: what torch's CUDA varlen kernel computes."""
+    config = json.loads((Path(model_dir) / "config.json").read_text())
+    key = "attention_dropout" if config["model_type"] == "distilbert" else "attention_probs_dropout_prob"
+    with tempfile.TemporaryDirectory() as copy:
+        shutil.copytree(model_dir, copy, dirs_exist_ok=True)
+        (Path(copy) / "config.json").write_text(json.dumps({**config, key: 0.0}))
+        return run_project(args, copy, dm, meter)
+
+
+def run_hf_trainer(args, model_dir: str, dm: IMDBDataModule, meter: Meter):
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    meter.attach(model)
+    r = recipe(args)
+    steps = args.epochs * math.ceil(len(dm.splits["train"]) / args.batch_size)
+    with tempfile.TemporaryDirectory() as out:
+        training = TrainingArguments(
+            output_dir=out, per_device_train_batch_size=args.batch_size,
+            num_train_epochs=args.epochs, learning_rate=r["learning_rate"],
+            weight_decay=r["weight_decay"], warmup_steps=int(r["warmup_ratio"] * steps),
+            max_grad_norm=r["max_grad_norm"], lr_scheduler_type="linear",
+            fp16=args.precision == "16-mixed", bf16=args.precision == "bf16-mixed",
+            use_cpu=meter.device.type == "cpu", dataloader_num_workers=args.num_workers,
+            save_strategy="no", report_to="none", disable_tqdm=True, logging_steps=50,
+            seed=args.seed,
+        )
+        HFTrainer(model=model, args=training, train_dataset=dm.splits["train"].remove_columns("text"),
+                  data_collator=DataCollatorWithPadding(dm.tokenizer),
+                  callbacks=[HFTimer(meter)]).train()
+    return model
+
+
+def run_naive(args, model_dir: str, dm: IMDBDataModule, meter: Meter):
+    """Every batch padded to max_length, the loop most tutorials show."""
+    device = meter.device
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(device).train()
+    meter.attach(model)
+    collator = DataCollatorWithPadding(dm.tokenizer, padding="max_length", max_length=args.max_length)
+    loader = DataLoader(dm.splits["train"].remove_columns("text"), batch_size=args.batch_size, shuffle=True,
+                        collate_fn=collator, num_workers=args.num_workers,
+                        generator=torch.Generator().manual_seed(args.seed))
+    r = recipe(args)
+    steps = args.epochs * len(loader)
+    config = adamw_with_warmup(model, r["learning_rate"], r["weight_decay"], r["warmup_ratio"],
+                               lambda: steps)
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    half = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}.get(args.precision)
+    scaler = torch.amp.GradScaler(device.type, enabled=half == torch.float16)
+    for _ in range(args.epochs):
+        meter.epoch_start()
+        for batch in loader:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with torch.autocast(device.type, dtype=half, enabled=half is not None):
+                loss = model(**batch).loss
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), r["max_grad_norm"])
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+        meter.epoch_end()
+    return model
+
+
+@torch.no_grad()
+def test_accuracy(model: torch.nn.Module, dm: IMDBDataModule, args, device: torch.device) -> float:
+    """The same scoring for every setup: padded batches of the held-out test reviews."""
+    model = model.to(device).eval()
+    test = dm.splits["test"].remove_columns("text")
+    by_length = sorted(range(len(test)), key=lambda i: len(test[i]["input_ids"]))  # little padding
+    loader = DataLoader(test.select(by_length), batch_size=64,
+                        collate_fn=DataCollatorWithPadding(dm.tokenizer))
+    half = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}.get(args.precision)
+    correct = 0
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        labels = batch.pop("labels")
+        with torch.autocast(device.type, dtype=half, enabled=half is not None):
+            correct += int((model(**batch).logits.argmax(-1) == labels).sum())
+    return correct / len(dm.splits["test"])
+
+
+SETUPS = {
+    "project": (run_project, "this project: Lightning fit, packed batches"),
+    "project_padded": (run_project_padded, "this project, padded batches (--data.packing false)"),
+    "project_no_attention_dropout": (run_project_no_attention_dropout,
+                                     "this project, packed, no attention dropout (torch's CUDA kernel)"),
+    "hf_trainer": (run_hf_trainer, "HF Trainer, dynamic padding"),
+    "naive": (run_naive, "naive loop, padded to max_length"),
+}
