@@ -10,11 +10,10 @@ compile time of a run is its wall time minus the eager run's.
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-from benchmarks.common import RESULTS, parser, table, write_report
+from benchmarks.common import RESULTS, Timer, parser, table, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,17 +27,15 @@ def fit_seconds(workdir: Path, name: str, compile: bool, steps: int, cache: Path
                "--trainer.logger.init_args.save_dir", str(workdir / "logs"),
                "--trainer.logger.init_args.name", name]
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache), "HF_HUB_OFFLINE": "1"}
-    started = time.perf_counter()
-    done = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
+    with Timer() as run:
+        done = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
     if done.returncode:
         sys.exit(f"error: the {name} run failed:\n{done.stderr[-3000:]}")
-    return time.perf_counter() - started
+    return run.seconds
 
 
 def main() -> None:
-    options = parser(__doc__, str(RESULTS / "compile_cache.json"))
-    options.add_argument("--steps", type=int, default=20, help="optimizer steps per run")
-    args = options.parse_args()
+    args = parser(__doc__, str(RESULTS / "compile_cache.json"), steps=20).parse_args()
     with TemporaryDirectory() as tmp:
         workdir, cache = Path(tmp), Path(tmp) / "inductor"
         fit_seconds(workdir, "tokenize", False, 1, cache)  # the data cache, so no run pays for it

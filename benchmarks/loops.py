@@ -6,11 +6,11 @@ import json
 import math
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 from lightning import Callback, Trainer
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from torch.utils.data import DataLoader
 from transformers import (
     AutoModelForSequenceClassification,
@@ -20,13 +20,17 @@ from transformers import (
 )
 from transformers import Trainer as HFTrainer
 
-from benchmarks.common import sync
+from benchmarks.common import Timer, default_callbacks, trainer_defaults
 from datamodules.imdb import IMDBDataModule
 from datamodules.packing import PackedCollator
 from lightning_modules.classification import SequenceClassifier
 from lightning_modules.optim import adamw_with_warmup
-from plugins.health import GradientNorm, StopOnNonFiniteLoss
-from plugins.monitor import TrainingMonitor
+from plugins.export import HFExport
+
+# What writes or shows a run (checkpoints, the learning-rate log, the progress bar, the export):
+# HF Trainer and the naive loop are given none of it either. The rest of configs/defaults.yaml
+# (non-finite-loss stop, gradient norm, throughput monitor, RNG state) runs as in every real run.
+OUTPUTS = (ModelCheckpoint, LearningRateMonitor, TQDMProgressBar, HFExport)
 
 
 class Meter:
@@ -38,7 +42,7 @@ class Meter:
         self.real_tokens = torch.zeros((), dtype=torch.long, device=device)
         self.real_squares = torch.zeros((), dtype=torch.long, device=device)
         self.epoch_s: list[float] = []
-        self.started = 0.0
+        self.timer = Timer(device)
 
     def attach(self, model: torch.nn.Module) -> None:
         self.hook = model.register_forward_pre_hook(self.count, with_kwargs=True)
@@ -58,18 +62,20 @@ class Meter:
         self.real_squares += lengths.square().sum()
 
     def epoch_start(self) -> None:
-        sync(self.device)
-        self.started = time.perf_counter()
+        self.timer.start()
 
     def epoch_end(self) -> None:
-        sync(self.device)
-        self.epoch_s.append(time.perf_counter() - self.started)
+        self.epoch_s.append(self.timer.stop())
 
 
 def recipe(args) -> dict:
     """The project's recipe, as the three loops each spell it."""
     return {"learning_rate": args.learning_rate, "weight_decay": 0.01, "warmup_ratio": 0.1,
             "max_grad_norm": 1.0}
+
+
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    return {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}.get(precision)
 
 
 class LightningTimer(Callback):
@@ -109,9 +115,8 @@ def run_project(args, model_dir: str, dm: IMDBDataModule, meter: Meter, packing:
         accelerator="auto", devices=1, precision=args.precision, max_epochs=args.epochs,
         gradient_clip_val=r["max_grad_norm"], logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-        num_sanity_val_steps=0,
-        # the per-step callbacks configs/defaults.yaml gives every run, so their cost is counted
-        callbacks=[TrainingMonitor(), GradientNorm(), StopOnNonFiniteLoss(), LightningTimer(meter)],
+        num_sanity_val_steps=0, log_every_n_steps=trainer_defaults()["log_every_n_steps"],
+        callbacks=[*default_callbacks(leave_out=OUTPUTS), LightningTimer(meter)],
     )
     trainer.fit(model, datamodule=dm)
     return model.model
@@ -144,8 +149,8 @@ def run_hf_trainer(args, model_dir: str, dm: IMDBDataModule, meter: Meter):
             max_grad_norm=r["max_grad_norm"], lr_scheduler_type="linear",
             fp16=args.precision == "16-mixed", bf16=args.precision == "bf16-mixed",
             use_cpu=meter.device.type == "cpu", dataloader_num_workers=args.num_workers,
-            save_strategy="no", report_to="none", disable_tqdm=True, logging_steps=50,
-            seed=args.seed,
+            save_strategy="no", report_to="none", disable_tqdm=True, seed=args.seed,
+            logging_steps=trainer_defaults()["log_every_n_steps"],  # as often as this project's loop
         )
         HFTrainer(model=model, args=training, train_dataset=dm.splits["train"].remove_columns("text"),
                   data_collator=DataCollatorWithPadding(dm.tokenizer),
@@ -167,7 +172,7 @@ def run_naive(args, model_dir: str, dm: IMDBDataModule, meter: Meter):
     config = adamw_with_warmup(model, r["learning_rate"], r["weight_decay"], r["warmup_ratio"],
                                lambda: steps)
     optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
-    half = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}.get(args.precision)
+    half = autocast_dtype(args.precision)
     scaler = torch.amp.GradScaler(device.type, enabled=half == torch.float16)
     for _ in range(args.epochs):
         meter.epoch_start()
@@ -194,7 +199,7 @@ def test_accuracy(model: torch.nn.Module, dm: IMDBDataModule, args, device: torc
     by_length = sorted(range(len(test)), key=lambda i: len(test[i]["input_ids"]))  # little padding
     loader = DataLoader(test.select(by_length), batch_size=64,
                         collate_fn=DataCollatorWithPadding(dm.tokenizer))
-    half = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}.get(args.precision)
+    half = autocast_dtype(args.precision)
     correct = 0
     for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}

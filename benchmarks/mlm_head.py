@@ -14,14 +14,14 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-from benchmarks.common import RESULTS, device, median_ms, parser, table, timed, write_report
+from benchmarks.common import RESULTS, Timer, device, median_ms, parser, table, write_report
 from benchmarks.random_models import random_token_ids, save_random_model
 from lightning_modules.masked_lm import MaskedLanguageModel
 
 
-def masked_batch(tokenizer, batch_size: int, length: int, where: torch.device) -> dict:
+def masked_batch(tokenizer, batch_size: int, length: int, seed: int, where: torch.device) -> dict:
     """Random ordinary tokens, 15% of them replaced by the tokenizer's mask token and labelled."""
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator().manual_seed(seed)
     ids = random_token_ids(tokenizer, (batch_size, length), generator)
     chosen = torch.rand(batch_size, length, generator=generator) < 0.15
     labels = torch.where(chosen, ids, -100)
@@ -30,18 +30,17 @@ def masked_batch(tokenizer, batch_size: int, length: int, where: torch.device) -
 
 
 def main() -> None:
-    options = parser(__doc__, None)
+    options = parser(__doc__, None, batch_size=8, steps=8, seed=0)
     options.add_argument("--arch", default="distilbert", choices=["distilbert", "bert-base", "tiny"])
-    options.add_argument("--batch_size", type=int, default=8)
-    options.add_argument("--block_size", type=int, default=128)
-    options.add_argument("--steps", type=int, default=8)
+    options.add_argument("--block_size", type=int, default=128, help="tokens per row")
     args = options.parse_args()
     where = device()
 
     with TemporaryDirectory() as tmp:
-        save_random_model(args.arch, Path(tmp), AutoModelForMaskedLM)
+        save_random_model(args.arch, Path(tmp), AutoModelForMaskedLM, seed=args.seed)
         module = MaskedLanguageModel(tmp).to(where)
-        batch = masked_batch(AutoTokenizer.from_pretrained(tmp), args.batch_size, args.block_size, where)
+        batch = masked_batch(AutoTokenizer.from_pretrained(tmp), args.batch_size, args.block_size, args.seed,
+                             where)
 
     def full() -> torch.Tensor:
         return module.model(**batch).loss
@@ -55,10 +54,11 @@ def main() -> None:
     times = {"full": [], "masked_only": []}
     for step in range(args.steps + 1):
         for name, loss in (("full", full), ("masked_only", masked_only)):
-            took = timed(lambda: loss().backward(), where)
+            with Timer(where) as timer:
+                loss().backward()
             module.model.zero_grad(set_to_none=True)
             if step:  # the first is warm-up
-                times[name].append(took)
+                times[name].append(timer.seconds)
     full_ms, masked_ms = median_ms(times["full"]), median_ms(times["masked_only"])
     print(f"\n{args.arch} (random weights) MLM, batch {args.batch_size} x {args.block_size} tokens, "
           f"15% masked, forward + backward, median of {args.steps} on {where}\n")

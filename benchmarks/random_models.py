@@ -1,36 +1,35 @@
 """Random-weight models of the real architectures, saved as local Hugging Face folders.
 
 Throughput does not depend on the weights, so benchmarks need no download: the configs below
-are the published ones, and the tokenizer is the uncased BERT WordPiece vocabulary (30,522
-tokens) that bert-base-uncased, distilbert-base-uncased and the bundled all-MiniLM-L6-v2 share.
+are the published ones, with the bundled all-MiniLM-L6-v2's tokenizer (the uncased BERT WordPiece
+vocabulary that bert-base-uncased and distilbert-base-uncased share); the embedding table is
+sized from that tokenizer, not from a vocabulary size assumed here.
 """
 
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoModelForSequenceClassification, BertConfig, DistilBertConfig, PretrainedConfig
+from transformers import AutoModelForSequenceClassification, BertConfig, DistilBertConfig
 
 from core.pretrained import load_tokenizer, resolve_backbone
 
 CONFIGS = {
     "distilbert": DistilBertConfig,  # the defaults are distilbert-base-uncased
     "bert-base": BertConfig,  # the defaults are bert-base-uncased
-    "tiny": lambda: BertConfig(hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
-                               intermediate_size=512),
+    "tiny": partial(BertConfig, hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
+                    intermediate_size=512),
 }
-
-
-def config_for(arch: str) -> PretrainedConfig:
-    return CONFIGS[arch]()
 
 
 def save_random_model(arch: str, path: Path, auto_class=AutoModelForSequenceClassification,
                       seed: int = 0) -> Path:
     """`path` holding a randomly initialised `arch` (a 2-class classifier by default) and its tokenizer."""
     torch.manual_seed(seed)
-    auto_class.from_config(config_for(arch)).save_pretrained(path)
-    load_tokenizer("minilm").save_pretrained(path)
+    tokenizer = load_tokenizer("minilm")
+    auto_class.from_config(CONFIGS[arch](vocab_size=len(tokenizer))).save_pretrained(path)
+    tokenizer.save_pretrained(path)
     return path
 
 

@@ -11,6 +11,8 @@ full epochs (warm-up and compilation included), then is scored on the same held-
 weights of those shapes (speed does not depend on the weights). The recipe is the project's: AdamW
 with weight decay 0.01 (not on biases and LayerNorm), linear warm-up over 10% of the steps then
 linear decay, gradients clipped to norm 1.0; the HF Trainer and the naive loop are given the same.
+This project's Trainer runs the callbacks and logging interval of configs/defaults.yaml, less what
+writes or shows a run (see `loops.py`); HF Trainer logs as often.
 
 Tokens are counted by a forward hook on the Hugging Face model, the same for all setups, so every
 row provably sees the same reviews. MFU counts the useful (non-pad) FLOPs: 6 x body parameters per
@@ -22,14 +24,13 @@ import os
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the loaders fork worker processes
 
 import gc
-import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from benchmarks.common import RESULTS, machine, parser, sync, table, write_report
+from benchmarks.common import RESULTS, Timer, device, machine, parser, table, write_report
 from benchmarks.loops import SETUPS, Meter, test_accuracy
 from benchmarks.random_models import CONFIGS, body_shape, save_model
 from core.errors import exit_on_user_error
@@ -55,18 +56,17 @@ def summarize(name: str, meter: Meter, run_s: float, accuracy: float,
     """Speed over the whole run (model set-up, warm-up and compilation included)."""
     params, layers, width = flops_shape
     real, squares = int(meter.real_tokens), int(meter.real_squares)
-    seconds = run_s
     flops = 6 * params * real + 12 * layers * width * squares
     return {
         "setup": name, "description": SETUPS[name][1], "samples": meter.samples,
         "real_tokens": real, "padded_tokens": meter.padded_tokens,
         "padding_fraction": round(1 - real / meter.padded_tokens, 4),
-        "epoch_s": [round(s, 2) for s in meter.epoch_s], "seconds": round(seconds, 2),
+        "epoch_s": [round(s, 2) for s in meter.epoch_s], "seconds": round(run_s, 2),
         "test_accuracy": round(accuracy, 4),
-        "samples_per_s": round(meter.samples / seconds, 1),
-        "real_tokens_per_s": round(real / seconds),
-        "model_tflops_per_s": round(flops / seconds / 1e12, 3),
-        "mfu": round(flops / seconds / 1e12 / peak, 4) if peak else None,
+        "samples_per_s": round(meter.samples / run_s, 1),
+        "real_tokens_per_s": round(real / run_s),
+        "model_tflops_per_s": round(flops / run_s / 1e12, 3),
+        "mfu": round(flops / run_s / 1e12 / peak, 4) if peak else None,
         "peak_memory_gib": (round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
                             if device.type == "cuda" else None),
     }
@@ -88,15 +88,11 @@ def print_table(results: list[dict]) -> None:
 
 
 def parse_args():
-    options = parser(__doc__, None)
+    options = parser(__doc__, None, data_dir=None, batch_size=32, max_length=512, seed=42)
     options.add_argument("--arch", choices=["minilm", *CONFIGS], default="minilm",
                          help="minilm: the bundled pretrained model; others: random weights")
-    options.add_argument("--data_dir", default=None,
-                         help="local IMDB copy (split files or aclImdb folders); default: the hub")
     options.add_argument("--precision", default=None,
                          help="16-mixed, bf16-mixed or 32; default 16-mixed on a GPU, 32 on the CPU")
-    options.add_argument("--batch_size", type=int, default=32)
-    options.add_argument("--max_length", type=int, default=512)
     options.add_argument("--epochs", type=int, default=1)
     options.add_argument("--limit", type=int, default=None, help="training reviews (default: all)")
     options.add_argument("--test_samples", type=int, default=1000, help="held-out test reviews scored")
@@ -106,7 +102,6 @@ def parse_args():
     options.add_argument("--setups", default="project,hf_trainer,naive")
     options.add_argument("--num_workers", type=int, default=2)
     options.add_argument("--learning_rate", type=float, default=5e-5)
-    options.add_argument("--seed", type=int, default=42)
     options.add_argument("--cache_dir", default=".cache/tokenized")
     args = options.parse_args()
     unknown = set(args.setups.split(",")) - set(SETUPS)
@@ -116,32 +111,29 @@ def parse_args():
 
 
 def run_setup(name: str, args, model_dir: str, dm: IMDBDataModule,
-              device: torch.device) -> tuple[Meter, float, float]:
+              where: torch.device) -> tuple[Meter, float, float]:
     """(what the loop was fed, its whole-run seconds, its test accuracy)."""
     torch.manual_seed(args.seed)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    meter = Meter(device)
-    sync(device)
-    started = time.perf_counter()
-    model = SETUPS[name][0](args, model_dir, dm, meter)
-    sync(device)
-    run_s = time.perf_counter() - started
+    if where.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(where)
+    meter = Meter(where)
+    with Timer(where) as run:
+        model = SETUPS[name][0](args, model_dir, dm, meter)
     meter.detach()
-    accuracy = test_accuracy(model, dm, args, device)
-    print(f"{name}: {run_s:.1f} s, test accuracy {accuracy:.4f}", flush=True)
+    accuracy = test_accuracy(model, dm, args, where)
+    print(f"{name}: {run.seconds:.1f} s, test accuracy {accuracy:.4f}", flush=True)
     del model
     gc.collect()
-    if device.type == "cuda":
+    if where.type == "cuda":
         torch.cuda.empty_cache()
-    return meter, run_s, accuracy
+    return meter, run.seconds, accuracy
 
 
 def main() -> None:
     args = parse_args()
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    args.precision = args.precision or ("16-mixed" if device.type == "cuda" else "32")
-    peak = peak_tflops(device, args.precision)
+    where = device()
+    args.precision = args.precision or ("16-mixed" if where.type == "cuda" else "32")
+    peak = peak_tflops(where, args.precision)
     with TemporaryDirectory() as tmp:
         model_dir = str(save_model(args.arch, Path(tmp) / args.arch, seed=args.seed))
         flops_shape = body_shape(AutoModelForSequenceClassification.from_pretrained(model_dir))
@@ -151,17 +143,17 @@ def main() -> None:
                             seed=args.seed, cache_dir=args.cache_dir)
         dm.prepare_data()
         dm.setup("fit")
-        if device.type == "cuda":  # CUDA context and cuBLAS start before any clock does
-            torch.ones(64, 64, device=device).matmul(torch.ones(64, 64, device=device))
-        results = [summarize(name, *run_setup(name, args, model_dir, dm, device), flops_shape, peak, device)
+        if where.type == "cuda":  # CUDA context and cuBLAS start before any clock does
+            torch.ones(64, 64, device=where).matmul(torch.ones(64, 64, device=where))
+        results = [summarize(name, *run_setup(name, args, model_dir, dm, where), flops_shape, peak, where)
                    for name in args.setups.split(",")]
 
     weights = "pretrained" if args.arch == "minilm" else "random weights"
     print(f"\n{args.arch} ({weights}), {len(dm.splits['train']):,} IMDB training reviews, "
           f"{len(dm.splits['test']):,} test reviews, max_length {args.max_length}, batch "
-          f"{args.batch_size}, precision {args.precision}, {args.epochs} epoch(s), on {machine(device)}\n")
+          f"{args.batch_size}, precision {args.precision}, {args.epochs} epoch(s), on {machine(where)}\n")
     print_table(results)
-    write_report(args.out or RESULTS / f"throughput-{args.arch}-{device.type}.json", {
+    write_report(args.out or RESULTS / f"throughput-{args.arch}-{where.type}.json", {
         "peak_tflops": peak, **{k: v for k, v in vars(args).items() if k not in ("out", "cache_dir")},
         "results": results})
 

@@ -12,17 +12,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import RESULTS, parser, table, timed, write_report
+from benchmarks.common import RESULTS, Timer, parser, table, write_report
 from core.errors import exit_on_user_error
 from datamodules.imdb import IMDBDataModule
 
 
 def main() -> None:
-    options = parser(__doc__, str(RESULTS / "tokenize_imdb.json"))
-    options.add_argument("--data_dir", default=None,
-                         help="local IMDB copy (split files or aclImdb folders); default: the hub")
+    options = parser(__doc__, str(RESULTS / "tokenize_imdb.json"), data_dir=None, max_length=512)
     options.add_argument("--backbone", default="minilm", help="whose tokenizer")
-    options.add_argument("--max_length", type=int, default=512)
     args = options.parse_args()
 
     cache = Path(tempfile.mkdtemp(prefix="tokenize-bench-"))
@@ -31,10 +28,13 @@ def main() -> None:
             return IMDBDataModule(tokenizer=args.backbone, data_dir=args.data_dir,
                                   max_length=args.max_length, num_workers=0, cache_dir=str(cache))
 
-        cold = module()
-        cold_s = timed(cold.prepare_data)
-        warm = module()
-        warm_s = timed(lambda: (warm.prepare_data(), warm.setup("fit")))
+        cold, warm = module(), module()
+        with Timer() as cold_run:
+            cold.prepare_data()
+        with Timer() as warm_run:
+            warm.prepare_data()
+            warm.setup("fit")
+        cold_s, warm_s = cold_run.seconds, warm_run.seconds
         rows = sum(len(split) for split in warm.splits.values())
         tokens = sum(sum(map(len, warm.splits[s]["input_ids"])) for s in warm.splits)
     finally:

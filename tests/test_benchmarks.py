@@ -28,6 +28,13 @@ def run_script(name: str, *args: str) -> str:
     return done.stdout
 
 
+def read_report(path) -> dict:
+    """A benchmark's JSON, which always says what it was measured on and with which versions."""
+    report = json.loads(path.read_text())
+    assert {"device", "torch", "transformers", "lightning"} <= set(report), sorted(report)
+    return report
+
+
 @pytest.mark.slow
 def test_throughput_trains_and_scores_every_loop_on_the_same_reviews(reviews, tmp_path):
     out = tmp_path / "throughput.json"
@@ -36,7 +43,7 @@ def test_throughput_trains_and_scores_every_loop_on_the_same_reviews(reviews, tm
                         "--setups", "project,project_padded,hf_trainer,naive", "--num_workers", "0",
                         "--cache_dir", str(tmp_path / "cache"), "--out", str(out))
     assert "vs HF Trainer" in stdout
-    report = json.loads(out.read_text())
+    report = read_report(out)
     rows = {r["setup"]: r for r in report["results"]}
     assert set(rows) == {"project", "project_padded", "hf_trainer", "naive"}
     train_size = 108  # 120 minus the 10% validation split
@@ -59,7 +66,7 @@ def test_loop_overhead_times_both_loops(tmp_path):
     stdout = run_script("loop_overhead.py", "--steps", "6", "--warmup", "2", "--repeats", "1",
                         "--out", str(out))
     assert "overhead:" in stdout
-    report = json.loads(out.read_text())
+    report = read_report(out)
     assert report["plain_ms"] > 0 and report["project_ms"] > 0
     assert report["overhead"] == pytest.approx(report["project_ms"] / report["plain_ms"] - 1)
 
@@ -69,5 +76,16 @@ def test_mlm_head_benchmark_checks_both_losses_agree_then_times_them(tmp_path):
     out = tmp_path / "mlm_head.json"
     stdout = run_script("mlm_head.py", "--arch", "tiny", "--steps", "2", "--out", str(out))
     assert "masked positions only" in stdout
-    report = json.loads(out.read_text())
+    report = read_report(out)
     assert len(report["runs_s"]["full"]) == len(report["runs_s"]["masked_only"]) == 2
+
+
+@pytest.mark.slow
+def test_tokenize_imdb_times_the_first_run_and_the_cached_reload(reviews, tmp_path):
+    out = tmp_path / "tokenize.json"
+    stdout = run_script("tokenize_imdb.py", "--data_dir", str(reviews), "--max_length", "64",
+                        "--out", str(out))
+    assert "load the cache" in stdout
+    report = read_report(out)
+    assert report["reviews"] == 140 and report["tokens"] > 0  # train (with validation) and test
+    assert {"first_run_s", "cached_reload_s", "reviews_per_s"} <= set(report)
