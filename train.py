@@ -127,7 +127,10 @@ def follow_task_monitor(config) -> None:
     model class: val/acc for classifiers, val/perplexity for MLM), so one callback list in
     configs/defaults.yaml serves every task."""
     module_name, class_name = config.model.class_path.rsplit(".", 1)
-    metric, mode = getattr(importlib.import_module(module_name), class_name).MONITOR
+    task = getattr(importlib.import_module(module_name), class_name)
+    if not hasattr(task, "MONITOR"):  # a module of the user's own: its checkpoints keep the last
+        return
+    metric, mode = task.MONITOR
     for callback in config.trainer.callbacks or []:
         args = callback.get("init_args")
         if callback.class_path.endswith(".ModelCheckpoint") and args and args.save_top_k != 0 \

@@ -76,7 +76,8 @@ def print_table(results: list[dict]) -> None:
     base = next((r for r in results if r["setup"] == "hf_trainer"), None)
     rows = []
     for r in results:
-        ratio = f"{r['samples_per_s'] / base['samples_per_s']:.2f}x" if base else "-"
+        # from the unrounded rates: samples/s is printed to one decimal, which is coarse on a CPU
+        ratio = f"{(r['samples'] / r['seconds']) / (base['samples'] / base['seconds']):.2f}x" if base else "-"
         mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "-"
         memory = f"{r['peak_memory_gib']} GiB" if r["peak_memory_gib"] is not None else "-"
         epochs = " / ".join(f"{s:.1f}" for s in r["epoch_s"])
