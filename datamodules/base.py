@@ -43,8 +43,8 @@ class TextDataModule(LightningDataModule):
         at_least("--data.batch_size", batch_size, 1)
         at_least("--data.eval_batch_size", eval_batch_size, 1, optional=True)
         at_least("--data.num_workers", num_workers, 0)
-        if data_dir is not None and not Path(data_dir).expanduser().is_dir():
-            raise UserError(f"data_dir '{data_dir}' does not exist or is not a folder")
+        if data_dir is not None:
+            sources.data_folder(data_dir)  # before the tokenizer loads: a typo fails at once
         self.save_hyperparameters()
         self.tokenizer = load_tokenizer(tokenizer, trust_remote_code)
         self.collator = None

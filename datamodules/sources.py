@@ -146,10 +146,16 @@ def read_split_files(files: dict[str, Path]) -> DatasetDict:
     return DatasetDict(splits)
 
 
-def load_local(data_dir: str) -> DatasetDict:
+def data_folder(data_dir: str) -> Path:
+    """The local data folder, or one line saying it is missing."""
     path = Path(data_dir).expanduser()
     if not path.is_dir():
         raise UserError(f"data_dir '{data_dir}' does not exist or is not a folder")
+    return path
+
+
+def load_local(data_dir: str) -> DatasetDict:
+    path = data_folder(data_dir)
     if is_aclimdb(path):
         return read_aclimdb(path)
     files = split_files(path)

@@ -63,17 +63,14 @@ def trained_runs(tiny_distilbert, tmp_path_factory, shared_cache) -> dict:
     """Two real runs of the CLI, full fine-tuning and LoRA, shared by the tests that read what a
     run leaves behind (events, hparams, checkpoints, exports, reports). Tests that change a run
     folder work on a copy."""
-    from tests.helpers import CONFIGS, quick_args
+    from tests.helpers import CONFIGS, shared_run_args
     from train import main
 
     workdir = tmp_path_factory.mktemp("runs")
 
     def fit(name: str, *extra: str):
-        return main(quick_args(
-            tiny_distilbert, workdir, shared_cache, *extra, "--model.learning_rate", "1e-3",
-            "--data.batch_size", "16", "--trainer.max_epochs", "2", "--trainer.val_check_interval", "0.5",
-            "--trainer.log_every_n_steps", "2", "--trainer.logger.init_args.name", name,
-            num_train=192, num_test=48))
+        return main(shared_run_args(tiny_distilbert, workdir, shared_cache, 2, *extra,
+                                    "--trainer.logger.init_args.name", name))
 
     return {"workdir": workdir, "full": fit("full"),
             "lora": fit("lora", "--config", str(CONFIGS / "overlays" / "lora.yaml"))}

@@ -82,8 +82,23 @@ def quick_args(backbone: str, workdir: Path, cache: Path, *extra: str, num_train
             *extra]
 
 
+def shared_run_args(backbone: str, workdir: Path, cache: Path, epochs: int, *extra: str) -> list[str]:
+    """The recipe of the session's shared runs (conftest `trained_runs`), so a test that resumes
+    one of them trains it on the same terms."""
+    return quick_args(backbone, workdir, cache, *extra, "--model.learning_rate", "1e-3",
+                      "--data.batch_size", "16", "--trainer.max_epochs", str(epochs),
+                      "--trainer.val_check_interval", "0.5", "--trainer.log_every_n_steps", "2",
+                      num_train=192, num_test=48)
+
+
+CLI_ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+
+
+def cli_command(*args: str) -> list[str]:
+    """`train.py` with `args`, for a fresh interpreter (with `CLI_ENV`)."""
+    return [sys.executable, str(ROOT / "train.py"), *args]
+
+
 def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     """`train.py` in a fresh interpreter: only for tests of the process exit itself."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], capture_output=True,
-                          text=True, env=env, timeout=timeout)
+    return subprocess.run(cli_command(*args), capture_output=True, text=True, env=CLI_ENV, timeout=timeout)

@@ -9,7 +9,7 @@ from peft import PeftModel
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from core.errors import UserError
-from tests.helpers import quick_args
+from tests.helpers import shared_run_args
 from train import main
 
 TEXTS = ["the movie was not dull.", "the plot was awful, but the cast was superb.", "meh"]
@@ -61,11 +61,8 @@ def test_lora_run_resumes_from_its_lean_checkpoint(runs, tiny_distilbert, tmp_pa
     first = runs["lora"]
     copy = tmp_path / "logs" / "lora" / "version_0"
     shutil.copytree(run_dir(first), copy)
-    resumed = main(quick_args(
-        tiny_distilbert, tmp_path, shared_cache, "--model.learning_rate", "1e-3", "--data.batch_size", "16",
-        "--trainer.max_epochs", "3", "--trainer.val_check_interval", "0.5",
-        "--trainer.log_every_n_steps", "2", "--ckpt_path", str(copy / "checkpoints" / "last.ckpt"),
-        num_train=192, num_test=48))
+    resumed = main(shared_run_args(tiny_distilbert, tmp_path, shared_cache, 3,
+                                   "--ckpt_path", str(copy / "checkpoints" / "last.ckpt")))
     assert isinstance(resumed.model.model, PeftModel)
     assert Path(resumed.trainer.log_dir) == copy
     assert resumed.trainer.global_step == first.trainer.global_step // 2 * 3

@@ -4,7 +4,6 @@ same weights and step count as a run never interrupted; checkpoints are written 
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import torch
 from lightning import Callback
 
 from plugins.checkpoint_io import AtomicCheckpointIO
-from tests.helpers import QUICKSTART, ROOT
+from tests.helpers import CLI_ENV, cli_command, quick_args
 
 STEPS_PER_EPOCH = 36  # 320 generated reviews, 10% held out, batch 8
 
@@ -53,20 +52,15 @@ class StepFile(Callback):
 
 def command(workdir: Path, backbone: str, name: str, *extra: str) -> list[str]:
     (workdir / "callbacks.yaml").write_text(CALLBACKS)
-    return [sys.executable, str(ROOT / "train.py"), "fit",
-            "--config", QUICKSTART,
-            "--config", str(workdir / "callbacks.yaml"),
-            "--model.backbone", backbone, "--model.learning_rate", "1e-3",
-            "--data.num_train", "320", "--data.num_test", "32", "--data.batch_size", "8",
-            "--data.cache_dir", str(workdir / "cache"), "--test_after_fit", "false",
-            "--trainer.max_epochs", "2", "--trainer.val_check_interval", "1.0",
-            "--trainer.logger.init_args.save_dir", str(workdir / "logs"),
-            "--trainer.logger.init_args.name", name, *extra]
+    return cli_command(*quick_args(
+        backbone, workdir, workdir / "cache", "--config", str(workdir / "callbacks.yaml"),
+        "--model.learning_rate", "1e-3", "--data.batch_size", "8", "--test_after_fit", "false",
+        "--trainer.max_epochs", "2", "--trainer.val_check_interval", "1.0",
+        "--trainer.logger.init_args.name", name, *extra, num_train=320, num_test=32))
 
 
 def run(cmd: list[str], **kwargs) -> subprocess.Popen:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kwargs)
+    return subprocess.Popen(cmd, env=CLI_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kwargs)
 
 
 def finished(process: subprocess.Popen) -> None:
@@ -126,11 +120,9 @@ def test_ckpt_path_last_resumes_the_newest_run_in_its_folder(tiny_bert, tmp_path
     from train import main
 
     def fit(epochs: int, *extra: str):
-        return main(["fit", "--config", QUICKSTART,
-                     "--model.backbone", tiny_bert, "--data.num_train", "64", "--data.num_test", "16",
-                     "--data.cache_dir", str(tmp_path / "cache"), "--test_after_fit", "false",
-                     "--trainer.max_epochs", str(epochs), "--trainer.val_check_interval", "1.0",
-                     "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"), *extra])
+        return main(quick_args(tiny_bert, tmp_path, tmp_path / "cache", "--test_after_fit", "false",
+                               "--trainer.max_epochs", str(epochs), "--trainer.val_check_interval", "1.0",
+                               *extra))
 
     first = fit(1)
     resumed = fit(2, "--ckpt_path", "last")
