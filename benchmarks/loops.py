@@ -21,6 +21,7 @@ from transformers import (
 from transformers import Trainer as HFTrainer
 
 from benchmarks.common import Timer, default_callbacks, trainer_defaults
+from core.batches import num_texts
 from datamodules.imdb import IMDBDataModule
 from datamodules.packing import PackedCollator
 from lightning_modules.classification import SequenceClassifier
@@ -34,7 +35,7 @@ OUTPUTS = (ModelCheckpoint, LearningRateMonitor, TQDMProgressBar, HFExport)
 
 
 class Meter:
-    """Counts what the model is fed (forward pre-hook) and times each epoch."""
+    """Counts the batches each loop trains on and times each epoch."""
 
     def __init__(self, device: torch.device):
         self.device = device
@@ -45,19 +46,18 @@ class Meter:
         self.timer = Timer(device)
 
     def attach(self, model: torch.nn.Module) -> None:
-        self.hook = model.register_forward_pre_hook(self.count, with_kwargs=True)
+        """Counts every batch `model` is called on (HF Trainer's and the naive loop's)."""
+        self.hook = model.register_forward_pre_hook(lambda module, args, kwargs: self.count(kwargs),
+                                                    with_kwargs=True)
 
-    def detach(self) -> None:
-        self.hook.remove()
-
-    def count(self, module, args, kwargs) -> None:
-        if "cu_seq_lens_q" in kwargs:  # packed: texts end where the [PAD] segment begins
-            texts = len(kwargs["labels"])
-            lengths = kwargs["cu_seq_lens_q"][:texts + 1].diff().long()
+    def count(self, batch: dict) -> None:
+        texts = num_texts(batch)
+        if "cu_seq_lens_q" in batch:  # packed: texts end where the [PAD] segment begins
+            lengths = batch["cu_seq_lens_q"][:texts + 1].diff().long()
         else:
-            texts, lengths = len(kwargs["attention_mask"]), kwargs["attention_mask"].sum(1)
+            lengths = batch["attention_mask"].sum(1)
         self.samples += texts
-        self.padded_tokens += kwargs["input_ids"].numel()
+        self.padded_tokens += batch["input_ids"].numel()
         self.real_tokens += lengths.sum()  # stays on the device: no sync per step
         self.real_squares += lengths.square().sum()
 
@@ -82,8 +82,8 @@ class LightningTimer(Callback):
     def __init__(self, meter: Meter):
         self.meter = meter
 
-    def on_fit_start(self, trainer, pl_module) -> None:
-        self.meter.attach(pl_module.model)
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.meter.count(batch)
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self.meter.epoch_start()

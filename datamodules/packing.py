@@ -12,7 +12,8 @@ class PackedCollator:
     text); `cu_seq_lens_q` / `cu_seq_lens_k` (int32) are the texts' cumulative boundaries and
     `max_length_q` / `max_length_k` a bound on their length, under the names transformers passes
     down to attention functions (`lightning_modules.packing` reads them); `labels` has one entry
-    per text. The batch holds exactly the same texts as a padded one, so the loss is the same.
+    per text; `num_texts` says how many texts the row holds (`core.batches.num_texts`). The batch
+    holds exactly the same texts as a padded one, so the loss is the same.
 
     The row is rounded up to a multiple of `multiple` tokens by one segment of [PAD] tokens that
     attends only to itself and that no head reads: compiled kernels then see a handful of shapes
@@ -41,4 +42,5 @@ class PackedCollator:
             "max_length_q": self.max_length,
             "max_length_k": self.max_length,
             "labels": torch.tensor([f["labels"] for f in features]),
+            "num_texts": len(features),
         }

@@ -77,10 +77,15 @@ def add_lora(model: PreTrainedModel, lora: LoraSettings, heads: list[str],
     return get_peft_model(model, config)
 
 
+def body(model: nn.Module) -> nn.Module:
+    """The model without its task head (`bert`, `distilbert`, ...), found through peft wrappers too."""
+    hf_model = model.get_base_model() if isinstance(model, PeftModel) else model
+    return hf_model.base_model
+
+
 def encoder_stack(model: nn.Module) -> nn.Module:
     """`bert.encoder` or `distilbert.transformer`, found through peft wrappers too."""
-    hf_model = model.get_base_model() if isinstance(model, PeftModel) else model
-    encoder = hf_model.base_model
+    encoder = body(model)
     for stack in (getattr(encoder, "encoder", None), getattr(encoder, "transformer", None)):
         if stack is not None and isinstance(getattr(stack, "layer", None), nn.ModuleList):
             return stack
@@ -99,8 +104,7 @@ def freeze(model: nn.Module, embeddings: bool, layers: int) -> None:
         raise UserError(f"freeze_layers={layers} but this backbone has {len(stack)} encoder layers")
     frozen = list(stack[:layers])
     if embeddings:
-        hf_model = model.get_base_model() if isinstance(model, PeftModel) else model
-        frozen.append(hf_model.base_model.embeddings)
+        frozen.append(body(model).embeddings)
     for module in frozen:
         module.requires_grad_(False)
 

@@ -6,8 +6,10 @@ import logging
 import os
 from pathlib import Path
 
+import torch
 from lightning import LightningModule
 from torch import nn
+from torchmetrics import Metric
 
 from core.errors import UserError, at_least, check
 from lightning_modules.adapters import encoder_layers
@@ -70,6 +72,20 @@ class EncoderModule(LightningModule):
         if self.logger is not None:
             self.logger.log_metrics({"params/total": total, "params/trainable": trainable,
                                      "params/trainable_fraction": trainable / total}, step=0)
+
+    def on_validation_epoch_start(self) -> None:
+        self.fresh_metric_states()
+
+    def on_test_epoch_start(self) -> None:
+        self.fresh_metric_states()
+
+    def fresh_metric_states(self) -> None:
+        """Every torchmetrics state starts the evaluation as an ordinary tensor: one made under
+        `validate`'s inference mode could not be updated in place by `fit`'s validation."""
+        with torch.inference_mode(False):
+            for metric in self.modules():
+                if isinstance(metric, Metric):
+                    metric.reset()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if self.partly_frozen:

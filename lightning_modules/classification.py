@@ -5,7 +5,7 @@ import logging
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from peft import TaskType
-from torchmetrics import MetricCollection
+from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassConfusionMatrix,
@@ -13,13 +13,15 @@ from torchmetrics.classification import (
 )
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
+from core.batches import model_inputs, num_texts
 from core.errors import UserError
 from core.figures import confusion_matrix_figure
 from core.pretrained import from_pretrained
 from lightning_modules import adapters
 from lightning_modules.adapters import LoraSettings
 from lightning_modules.base import EncoderModule, check_training_options
-from lightning_modules.packing import first_token_outputs, use_varlen_attention
+from lightning_modules.heads import first_token_outputs
+from lightning_modules.packing import use_varlen_attention
 
 log = logging.getLogger(__name__)
 
@@ -99,18 +101,19 @@ class SequenceClassifier(EncoderModule):
         })
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self.val_confusion = MulticlassConfusionMatrix(num_labels)
 
     def outputs(self, batch: dict, with_loss: bool = True):
         """The model's output on a padded or a packed batch (`datamodules.packing`)."""
-        inputs = batch if with_loss else {k: v for k, v in batch.items() if k != "labels"}
+        inputs = model_inputs(batch, with_labels=with_loss)
         if "cu_seq_lens_q" not in batch:
             return self.model(**inputs)
         if not self.takes_packed:
             raise UserError(f"backbone '{self.hparams.backbone}' does not route attention through "
                             "transformers' attention interface, so it cannot take packed batches; "
                             "set --data.packing false")
-        with first_token_outputs(self.model, batch["cu_seq_lens_q"], len(batch["labels"])):
+        with first_token_outputs(self.model, batch["cu_seq_lens_q"], num_texts(batch)):
             return self.model(**inputs)
 
     def forward(self, batch: dict) -> torch.Tensor:
@@ -118,33 +121,34 @@ class SequenceClassifier(EncoderModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self.outputs(batch).loss
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["labels"]))
+        self.log("train/loss", loss, prog_bar=True, batch_size=num_texts(batch))
         return loss
 
-    def evaluate(self, batch: dict, stage: str, metrics: MetricCollection) -> torch.Tensor:
+    def evaluate(self, batch: dict, stage: str) -> torch.Tensor:
+        """Metrics kept as torchmetrics states, so under DDP every text counts once, however
+        unevenly the texts are shared between the processes."""
         out = self.outputs(batch)
+        metrics, loss = getattr(self, f"{stage}_metrics"), getattr(self, f"{stage}_loss")
         metrics.update(out.logits, batch["labels"])
-        batch_size = batch["labels"].shape[0]
-        self.log(f"{stage}/loss", out.loss, prog_bar=True, sync_dist=True, batch_size=batch_size)
-        self.log_dict(metrics, prog_bar=True, batch_size=batch_size)
+        loss.update(out.loss, weight=num_texts(batch))
+        self.log(f"{stage}/loss", loss, prog_bar=True)
+        self.log_dict(metrics, prog_bar=True)
         return out.logits
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        logits = self.evaluate(batch, "val", self.val_metrics)
+        logits = self.evaluate(batch, "val")
         self.val_confusion.update(logits, batch["labels"])
 
     def on_validation_epoch_end(self) -> None:
         """A confusion-matrix image per validation run, under IMAGES in TensorBoard."""
         counts = self.val_confusion.compute()
-        with torch.inference_mode(False):  # fresh state a later `fit` may update in place
-            self.val_confusion.reset()
         if (isinstance(self.logger, TensorBoardLogger) and self.trainer.is_global_zero
                 and not self.trainer.sanity_checking):
             figure = confusion_matrix_figure(counts, self.label_names)
             self.logger.experiment.add_figure("val/confusion_matrix", figure, self.global_step)
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        self.evaluate(batch, "test", self.test_metrics)
+        self.evaluate(batch, "test")
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         probs = self(batch).float().softmax(-1)

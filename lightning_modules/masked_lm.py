@@ -1,39 +1,24 @@
 """MaskedLanguageModel: continue BERT's pre-training objective on in-domain text."""
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
-from peft import PeftModel
-from torch import nn
+from torchmetrics import MeanMetric
 from torchmetrics.text import Perplexity
 from transformers import AutoModelForMaskedLM
 
+from core.batches import model_inputs
 from core.pretrained import from_pretrained
 from lightning_modules import adapters
 from lightning_modules.adapters import LoraSettings
 from lightning_modules.base import EncoderModule, check_training_options
-
-
-def split_head(model: nn.Module) -> tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor]] | None:
-    """(encoder, head) of BERT-type and DistilBERT MLMs, whose head works on each position alone;
-    None for other architectures, which then run their full forward."""
-    hf_model = model.get_base_model() if isinstance(model, PeftModel) else model
-    if hasattr(hf_model, "cls"):  # BertForMaskedLM: TinyBERT and MiniLM too
-        return hf_model.base_model, hf_model.cls
-    if hasattr(hf_model, "vocab_projector"):  # DistilBertForMaskedLM
-        def head(hidden: torch.Tensor) -> torch.Tensor:
-            hidden = hf_model.vocab_layer_norm(hf_model.activation(hf_model.vocab_transform(hidden)))
-            return hf_model.vocab_projector(hidden)
-        return hf_model.base_model, head
-    return None
+from lightning_modules.heads import masked_positions_only
 
 
 class MaskedLanguageModel(EncoderModule):
     """Trains `backbone` to predict masked tokens; logs `train/loss`, `val/loss`, `val/perplexity`.
 
-    `val/perplexity` is exp of the mean loss over all masked validation tokens (token-weighted),
-    and `val/acc` the share of masked tokens predicted exactly.
+    `val/loss` is the mean loss over all masked validation tokens (token-weighted, so
+    `val/perplexity` is its exp), and `val/acc` the share of masked tokens predicted exactly.
 
     Args:
         backbone: hub id, alias (`bert-base`, `distilbert`, `tinybert`, `minilm`) or local folder.
@@ -72,19 +57,16 @@ class MaskedLanguageModel(EncoderModule):
         self.model = adapters.prepare(model, lora, freeze_embeddings, freeze_layers, heads=[],
                                       task_type=None)
         self.val_perplexity = Perplexity()
+        self.val_loss, self.val_acc = MeanMetric(), MeanMetric()
 
     def masked_logits(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits and labels of the masked positions only. The vocabulary projection is about a
-        third of DistilBERT's MLM compute, and only ~15% of positions are masked."""
+        """Logits and labels of the masked positions only: the model's own head runs on them
+        alone (`lightning_modules.heads`), with the loss and gradients of the full forward."""
         labels = batch["labels"]
         masked = labels != -100
-        inputs = {k: v for k, v in batch.items() if k != "labels"}
-        parts = split_head(self.model)
-        if parts is None:
-            return self.model(**inputs).logits[masked], labels[masked]
-        encoder, head = parts
-        hidden = encoder(**inputs).last_hidden_state
-        return head(hidden[masked]), labels[masked]
+        with masked_positions_only(self.model, masked):
+            logits = self.model(**model_inputs(batch, with_labels=False)).logits
+        return logits[0], labels[masked]
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         logits, targets = self.masked_logits(batch)
@@ -93,11 +75,11 @@ class MaskedLanguageModel(EncoderModule):
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
+        """Every metric weighs each masked token once, across batches and processes alike."""
         logits, targets = self.masked_logits(batch)
         self.val_perplexity.update(logits.float()[None], targets[None])
-        batch_size = batch["labels"].shape[0]
-        self.log("val/loss", F.cross_entropy(logits, targets), prog_bar=True, sync_dist=True,
-                 batch_size=batch_size)
-        self.log("val/perplexity", self.val_perplexity, prog_bar=True, batch_size=batch_size)
-        correct = (logits.argmax(-1) == targets).sum()
-        self.log("val/acc", correct / max(len(targets), 1), sync_dist=True, batch_size=batch_size)
+        self.val_loss.update(F.cross_entropy(logits.float(), targets, reduction="none"))
+        self.val_acc.update((logits.argmax(-1) == targets).float())
+        self.log("val/loss", self.val_loss, prog_bar=True)
+        self.log("val/perplexity", self.val_perplexity, prog_bar=True)
+        self.log("val/acc", self.val_acc)

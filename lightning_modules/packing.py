@@ -1,10 +1,9 @@
-"""Forward passes over packed batches (`datamodules.packing`): attention that stays inside each
-text, and classification heads that read each text's first token. No copy of any model's code:
-attention goes through transformers' `AttentionInterface`, heads through a forward hook."""
+"""Attention over packed batches (`datamodules.packing`) that stays inside each text, through
+transformers' `AttentionInterface`: no copy of any model's code. The heads read each text's first
+token through `lightning_modules.heads`."""
 
 import logging
 import math
-from contextlib import contextmanager
 from functools import cache
 
 import torch
@@ -13,8 +12,6 @@ from torch import nn
 from transformers import AttentionInterface, PreTrainedModel
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-
-from lightning_modules.adapters import encoder_stack
 
 log = logging.getLogger(__name__)
 
@@ -104,22 +101,3 @@ def use_varlen_attention(model: PreTrainedModel) -> bool:
         log.info("%s keeps its attention (%s): padded batches only", type(model).__name__, err)
         return False
     return True
-
-
-@contextmanager
-def first_token_outputs(model: nn.Module, cu_seq_lens: torch.Tensor, texts: int):
-    """While active, the encoder stack returns each packed text's first ([CLS]) hidden state as a
-    batch of one-token sequences, [texts, 1, width]: the model's own pooler, `pre_classifier`,
-    classifier and loss then run unchanged, so weights, LoRA, freezing and exports stay as they are.
-    """
-    starts = cu_seq_lens[:texts].long()
-
-    def to_first_tokens(module, args, output):
-        output.last_hidden_state = output.last_hidden_state[0, starts].unsqueeze(1)
-        return output
-
-    handle = encoder_stack(model).register_forward_hook(to_first_tokens)
-    try:
-        yield
-    finally:
-        handle.remove()

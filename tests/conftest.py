@@ -35,6 +35,11 @@ def tiny_distilbert(tmp_path_factory) -> str:
     return str(save_tiny(tmp_path_factory.mktemp("tiny-distilbert"), "distilbert"))
 
 
+@pytest.fixture(scope="session")
+def tiny_roberta(tmp_path_factory) -> str:
+    return str(save_tiny(tmp_path_factory.mktemp("tiny-roberta"), "roberta"))
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

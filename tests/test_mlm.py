@@ -12,7 +12,7 @@ from datamodules.masked_lm import MaskedLMDataModule
 from datamodules.synthetic import generate
 from lightning_modules.adapters import LoraSettings
 from lightning_modules.classification import SequenceClassifier
-from lightning_modules.masked_lm import MaskedLanguageModel, split_head
+from lightning_modules.masked_lm import MaskedLanguageModel
 
 
 @pytest.fixture
@@ -138,15 +138,19 @@ def test_classifier_starts_from_the_mlm_export(trained, caplog):
     assert torch.equal(module.model.bert.embeddings.word_embeddings.weight, mlm_weights)
 
 
-@pytest.mark.parametrize("arch,lora", [("bert", None), ("distilbert", None), ("bert", LoraSettings())])
+@pytest.mark.parametrize("arch,lora", [("bert", None), ("distilbert", None), ("roberta", None),
+                                       ("bert", LoraSettings())])
 def test_head_at_masked_positions_only_matches_the_full_forward(arch, lora, request, corpus):
-    """Same loss and same gradients as Hugging Face's forward over every position."""
+    """Same loss and same gradients as Hugging Face's forward over every position, with the
+    model's own vocabulary projection fed the masked positions alone, whatever its head."""
     backbone = request.getfixturevalue(f"tiny_{arch}")
     dm = make_dm(backbone, corpus)
     batch = next(iter(dm.train_dataloader()))
     module = MaskedLanguageModel(backbone=backbone, lora=lora)
     module.model.eval()  # no dropout, so both passes compute the same function
-    assert split_head(module.model) is not None
+    projected = []
+    module.model.get_output_embeddings().register_forward_hook(
+        lambda _, args, out: projected.append(args[0].shape[:-1].numel()))
     trainable = [p for p in module.model.parameters() if p.requires_grad]
 
     full = module.model(**batch).loss
@@ -156,6 +160,7 @@ def test_head_at_masked_positions_only_matches_the_full_forward(arch, lora, requ
     sparse_grads = torch.autograd.grad(sparse, trainable)
 
     assert len(targets) == int((batch["labels"] != -100).sum()) > 0
+    assert projected == [batch["labels"].numel(), len(targets)]  # full forward, then masked only
     assert logits.shape == (len(targets), len(dm.tokenizer))
     torch.testing.assert_close(sparse, full, rtol=1e-5, atol=1e-6)
     for a, b in zip(sparse_grads, full_grads):

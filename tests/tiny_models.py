@@ -1,4 +1,4 @@
-"""Tiny random BERT / DistilBERT model folders with a small WordPiece vocab: real architectures,
+"""Tiny random BERT / DistilBERT / RoBERTa model folders with a small WordPiece vocab: real architectures,
 real tokenizer machinery, seconds to train."""
 
 import string
@@ -12,6 +12,8 @@ from transformers import (
     BertTokenizerFast,
     DistilBertConfig,
     DistilBertForMaskedLM,
+    RobertaConfig,
+    RobertaForMaskedLM,
 )
 
 from datamodules.synthetic import ADJECTIVES, FILLERS, SUBJECTS
@@ -50,6 +52,10 @@ def save_tiny(path: Path, arch: str) -> Path:
         model = BertForMaskedLM(BertConfig(
             vocab_size=size, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
             intermediate_size=256, max_position_embeddings=128))
+    elif arch == "roberta":  # an MLM head of another shape (`lm_head`), for code that must not care
+        model = RobertaForMaskedLM(RobertaConfig(
+            vocab_size=size, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+            intermediate_size=256, max_position_embeddings=130, pad_token_id=0))
     else:
         model = DistilBertForMaskedLM(DistilBertConfig(
             vocab_size=size, dim=64, n_layers=2, n_heads=2, hidden_dim=256,
