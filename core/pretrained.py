@@ -89,6 +89,23 @@ def from_pretrained(loader, name: str, what: str, **options):
         raise UserError(f"cannot load {what} '{name}': {first_line(err)}") from None
 
 
+def load_model(loader, name: str, trust_remote_code: bool, **options):
+    """`(model, fresh)`: the model whose body loaded in full from `name`, and the head modules
+    the checkpoint had no weights for (a new task head, BERT's pooler after an MLM export), which
+    start fresh. A missing weight of the body is an error: training would otherwise start from
+    random layers without a word."""
+    model, loading = from_pretrained(loader, name, "model", output_loading_info=True,
+                                     trust_remote_code=trust_remote_code, **options)
+    missing = sorted(loading["missing_keys"])
+    body = model.base_model_prefix + "."
+    lost = [k for k in missing if k.startswith(body) and not k.startswith(body + "pooler.")]
+    if lost:
+        shown = ", ".join(lost[:3]) + (f" and {len(lost) - 3} more" if len(lost) > 3 else "")
+        raise UserError(f"backbone '{name}' has no weights for {shown} of the model's body; are "
+                        "its weights complete and of this architecture?")
+    return model, sorted({key.rsplit(".", 1)[0] for key in missing})
+
+
 def load_tokenizer(name: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
     tokenizer = from_pretrained(AutoTokenizer, name, "tokenizer", trust_remote_code=trust_remote_code)
     # transformers 5 builds an empty tokenizer, every word [UNK], when the files are missing

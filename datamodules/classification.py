@@ -82,7 +82,6 @@ class TextClassificationDataModule(TextDataModule):
         self.label_names = list(label_names)
         self.collator = (PackedCollator(self.tokenizer.pad_token_id, max_length, packed_length_multiple)
                          if packing else DataCollatorWithPadding(self.tokenizer, pad_to_multiple_of=8))
-        self.predict_texts: list[str] = []
 
     @property
     def num_labels(self) -> int:
@@ -129,7 +128,7 @@ class TextClassificationDataModule(TextDataModule):
         where = sources.origin(hp.data_dir, split)
         labels = [label_id(value, self.label_names, hp.label_field, where, row)
                   for row, value in enumerate(ds[hp.label_field], 1)]
-        texts = sources.joined_texts(ds, hp.text_fields)
+        texts = sources.joined_texts(ds, hp.text_fields, where)
         keep = [i for i, t in enumerate(texts) if t.strip()]
         if len(keep) < len(texts):
             log.warning("%s: skipped %d empty texts", split, len(texts) - len(keep))
@@ -158,7 +157,12 @@ class TextClassificationDataModule(TextDataModule):
     def test_dataloader(self) -> DataLoader:
         return self.loader("test", shuffle=False)
 
+    def predict_split(self) -> str:
+        return "predict" if "predict" in self.splits else "test"
+
+    def predict_texts(self) -> list[str]:
+        """The texts `predict` runs on, in input order: row i of the predict loader is text i."""
+        return self.splits[self.predict_split()]["text"]
+
     def predict_dataloader(self) -> DataLoader:
-        split = "predict" if "predict" in self.splits else "test"
-        self.predict_texts = self.splits[split]["text"]
-        return self.loader(split, shuffle=False)
+        return self.loader(self.predict_split(), shuffle=False)

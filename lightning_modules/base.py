@@ -35,6 +35,12 @@ def check_training_options(learning_rate: float, weight_decay: float, warmup_rat
     at_least("--model.freeze_layers", freeze_layers, 0)
 
 
+def some(keys: list[str], shown: int = 3) -> str:
+    """A few names of a long list, for a one-line message."""
+    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+    return ", ".join(f"'{key}'" for key in keys[:shown]) + more
+
+
 class EncoderModule(LightningModule):
     """Base for SequenceClassifier and MaskedLanguageModel; subclasses set `self.model`.
 
@@ -92,21 +98,31 @@ class EncoderModule(LightningModule):
             keep = self.trainable_state_keys()
             checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
 
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Allow checkpoints without frozen weights, but refuse ones that do not fit this model."""
-        saved = checkpoint["state_dict"]
+    def misfit(self, saved: dict) -> str | None:
+        """Why the checkpoint weights `saved` do not fit this model (a weight it lacks of those
+        that train, one it does not have, one of another shape); None when they fit. Frozen
+        weights may be absent: they are the pretrained backbone's."""
         own = self.state_dict()
         unknown = sorted(set(saved) - set(own))
         missing = sorted(self.trainable_state_keys() - set(saved))
         resized = sorted(k for k in set(saved) & set(own) if saved[k].shape != own[k].shape)
-        if unknown or missing or resized:
-            problem = (f"unexpected weight '{unknown[0]}'" if unknown else
-                       f"missing weight '{missing[0]}'" if missing else
-                       f"weight '{resized[0]}' has shape {tuple(saved[resized[0]].shape)}, "
-                       f"this model {tuple(own[resized[0]].shape)}")
+        if unknown:
+            return f"unexpected weight {some(unknown)}"
+        if missing:
+            return f"missing weight {some(missing)}"
+        if resized:
+            return (f"weight '{resized[0]}' has shape {tuple(saved[resized[0]].shape)}, "
+                    f"this model {tuple(own[resized[0]].shape)}")
+        return None
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Allow checkpoints without frozen weights, but refuse ones that do not fit this model."""
+        saved = checkpoint["state_dict"]
+        problem = self.misfit(saved)
+        if problem:
             raise UserError(f"checkpoint does not fit this model ({problem}); was it saved with "
                             "another backbone, task, label set or LoRA setting?")
-        self.strict_loading = set(saved) == set(own)
+        self.strict_loading = set(saved) == set(self.state_dict())
 
     def configure_optimizers(self):
         hp = self.hparams

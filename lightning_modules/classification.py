@@ -16,7 +16,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification
 from core.batches import model_inputs, num_texts
 from core.errors import UserError
 from core.figures import confusion_matrix_figure
-from core.pretrained import from_pretrained
+from core.pretrained import from_pretrained, load_model
 from lightning_modules import adapters
 from lightning_modules.adapters import LoraSettings
 from lightning_modules.base import EncoderModule, check_training_options
@@ -77,15 +77,12 @@ class SequenceClassifier(EncoderModule):
         self.label_names = list(label_names)
         num_labels = len(self.label_names)
         check_head(backbone, self.label_names, trust_remote_code)
-        model, loading = from_pretrained(
-            AutoModelForSequenceClassification, backbone, "model",
+        model, fresh = load_model(
+            AutoModelForSequenceClassification, backbone, trust_remote_code,
             num_labels=num_labels,
             id2label=dict(enumerate(self.label_names)),
             label2id={name: i for i, name in enumerate(self.label_names)},
-            output_loading_info=True,
-            trust_remote_code=trust_remote_code,
         )
-        fresh = sorted({key.rsplit(".", 1)[0] for key in loading["missing_keys"]})
         if fresh:
             log.info("backbone '%s' has no weights for %s: created fresh for %d labels",
                      backbone, ", ".join(fresh), num_labels)

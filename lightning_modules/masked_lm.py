@@ -1,5 +1,7 @@
 """MaskedLanguageModel: continue BERT's pre-training objective on in-domain text."""
 
+import logging
+
 import torch
 import torch.nn.functional as F
 from torchmetrics import MeanMetric
@@ -7,11 +9,13 @@ from torchmetrics.text import Perplexity
 from transformers import AutoModelForMaskedLM
 
 from core.batches import model_inputs
-from core.pretrained import from_pretrained
+from core.pretrained import load_model
 from lightning_modules import adapters
 from lightning_modules.adapters import LoraSettings
 from lightning_modules.base import EncoderModule, check_training_options
 from lightning_modules.heads import masked_positions_only
+
+log = logging.getLogger(__name__)
 
 
 class MaskedLanguageModel(EncoderModule):
@@ -50,8 +54,11 @@ class MaskedLanguageModel(EncoderModule):
         super().__init__()
         check_training_options(learning_rate, weight_decay, warmup_ratio, freeze_layers)
         self.save_hyperparameters()
-        model = from_pretrained(AutoModelForMaskedLM, backbone, "model",
-                                trust_remote_code=trust_remote_code).train()
+        model, fresh = load_model(AutoModelForMaskedLM, backbone, trust_remote_code)
+        if fresh:
+            log.warning("backbone '%s' has no MLM head weights for %s: created fresh", backbone,
+                        ", ".join(fresh))
+        model.train()
         # The MLM head's output projection is tied to the embeddings, so it is not made a LoRA
         # `modules_to_save` copy: with LoRA the head stays as pretrained.
         self.model = adapters.prepare(model, lora, freeze_embeddings, freeze_layers, heads=[],

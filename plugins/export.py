@@ -8,13 +8,20 @@ import torch
 from lightning import Callback, LightningModule, Trainer
 from peft import PeftModel
 
+from core.errors import UserError
+
 log = logging.getLogger(__name__)
 
 
-def module_state_from_checkpoint(path: str, prefix: str = "model.") -> dict:
-    """The wrapped model's weights from a Lightning checkpoint, loaded without unpickling code."""
+def best_weights(path: str, pl_module: LightningModule) -> dict:
+    """The wrapped model's weights from the best checkpoint, loaded without unpickling code, and
+    refused in one line unless they fit the model being exported: a mismatch must never export
+    the last weights in place of the best."""
     state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
-    return {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+    problem = pl_module.misfit(state)
+    if problem:
+        raise UserError(f"the best checkpoint {path} does not fit the model being exported ({problem})")
+    return {k.removeprefix("model."): v for k, v in state.items()}
 
 
 class HFExport(Callback):
@@ -40,8 +47,8 @@ class HFExport(Callback):
     def export(self, trainer: Trainer, pl_module: LightningModule, run_dir: Path) -> None:
         model = copy.deepcopy(pl_module.model).cpu()
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        if best:
-            model.load_state_dict(module_state_from_checkpoint(best), strict=False)
+        if best:  # partly frozen models save only what trains: the rest is the pretrained backbone
+            model.load_state_dict(best_weights(best, pl_module), strict=not pl_module.partly_frozen)
         tokenizer = trainer.datamodule.tokenizer
         if isinstance(model, PeftModel):
             adapter_dir = run_dir / self.adapter_dirname

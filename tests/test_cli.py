@@ -4,15 +4,17 @@ export reloads to its best checkpoint's logits."""
 
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
 import train
+from core.errors import UserError
 from datamodules.synthetic import generate
 from lightning_modules.classification import SequenceClassifier
-from plugins.export import module_state_from_checkpoint
+from plugins.export import HFExport, best_weights
 from tests.helpers import CONFIGS, QUICKSTART, quick_args
 from train import main
 
@@ -106,7 +108,7 @@ def test_export_reloads_to_the_same_logits_as_the_best_checkpoint(trained_runs, 
     run = Path(trained_runs["full"].trainer.log_dir)
     best = Path(trained_runs["full"].trainer.checkpoint_callback.best_model_path)
     module = SequenceClassifier(tiny_distilbert, ["neg", "pos"]).eval()
-    module.model.load_state_dict(module_state_from_checkpoint(str(best)))
+    module.model.load_state_dict(best_weights(str(best), module))
     reloaded = AutoModelForSequenceClassification.from_pretrained(run / "hf_model").eval()
     tokenizer = AutoTokenizer.from_pretrained(run / "hf_model")
     batch = tokenizer(["the movie was not dull.", "the plot was awful, but the cast was superb."],
@@ -116,6 +118,20 @@ def test_export_reloads_to_the_same_logits_as_the_best_checkpoint(trained_runs, 
     assert reloaded.config.id2label == {0: "neg", 1: "pos"}
     classify = pipeline("text-classification", model=str(run / "hf_model"))
     assert classify("the movie was brilliant.")[0]["label"] in {"neg", "pos"}
+
+
+def test_export_refuses_a_best_checkpoint_that_does_not_fit(tiny_bert, tmp_path):
+    """Loading it "as far as it fits" would export the last weights under the best one's name."""
+    module = SequenceClassifier(tiny_bert, ["neg", "pos"])
+    renamed = {k.replace("model.bert.", "model.encoder."): v for k, v in module.state_dict().items()}
+    torch.save({"state_dict": renamed}, tmp_path / "best.ckpt")
+    best = SimpleNamespace(best_model_path=str(tmp_path / "best.ckpt"))
+    trainer = SimpleNamespace(checkpoint_callback=best,
+                              datamodule=SimpleNamespace(tokenizer=AutoTokenizer.from_pretrained(tiny_bert)))
+    with pytest.raises(UserError, match=r"best checkpoint .* does not fit the model being exported "
+                                        r"\(unexpected weight 'model.encoder.embeddings"):
+        HFExport().export(trainer, module, tmp_path / "run")
+    assert not (tmp_path / "run" / "hf_model").exists()
 
 
 def test_validate_in_an_existing_run_folder_reuses_it(trained_runs, tiny_distilbert, tmp_path, shared_cache):

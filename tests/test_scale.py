@@ -1,13 +1,15 @@
 """Scale-out and accumulation compute the update of one big batch: 2 DDP processes (gloo, CPU)
-of batch 8 and 2 accumulated micro-batches of 8 both give the gradient of one batch of 16."""
+of batch 8 and 2 accumulated micro-batches of 8 both give the gradient of one batch of 16; and
+2 processes predict and test every text exactly once, as one process does."""
 
+import csv
 import sys
 
 import pytest
 import torch
 from lightning import Callback
 
-from tests.helpers import quick_args, run_cli
+from tests.helpers import QUICKSTART, quick_args, run_cli
 from train import main
 
 
@@ -66,3 +68,67 @@ def test_ddp_on_two_cpu_processes_equals_one_process_with_double_batch(one_batch
     ddp = first_gradient(tmp_path, no_dropout_bert, "ddp", "--data.batch_size", "8",
                          "--trainer.strategy", "ddp", "--trainer.devices", "2", in_process=False)
     assert_same_gradient(ddp, one_batch_of_16)
+
+
+class TestMetrics(Callback):
+    """Saves the metrics `test` computed (synced over every process) on rank 0."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def on_test_end(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero:
+            torch.save({k: float(v) for k, v in trainer.callback_metrics.items()}, self.path)
+
+
+def evaluate_args(subcommand: str, backbone: str, tmp_path, name: str, *extra: str) -> list[str]:
+    """`test` or `predict` of an untrained quickstart model (seeded: the same weights in every
+    process) on 7 texts, an odd count that two processes cannot share evenly."""
+    return [subcommand, "--config", QUICKSTART, "--model.backbone", backbone,
+            "--data.num_train", "64", "--data.num_test", "7", "--data.eval_batch_size", "2",
+            "--data.cache_dir", str(tmp_path / "cache"),
+            "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"),
+            "--trainer.logger.init_args.name", name, *extra]
+
+
+def run_on_two_processes(args: list[str]) -> None:
+    result = run_cli(*args, "--trainer.strategy", "ddp", "--trainer.devices", "2", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="DDP on CPU is tested on Linux (gloo)")
+def test_two_processes_predict_every_text_once_beside_its_own_text(tiny_bert, tmp_path):
+    texts = [f"review {i}: the film was {'good' if i % 3 else 'bad'} {'and long ' * i}" for i in range(7)]
+    source = tmp_path / "texts.txt"
+    source.write_text("\n".join(texts) + "\n")
+
+    def predictions(name: str) -> list[dict]:
+        with open(tmp_path / "logs" / name / "version_0" / "predictions.csv") as f:
+            return list(csv.DictReader(f))
+
+    main(evaluate_args("predict", tiny_bert, tmp_path, "one", "--data.predict_file", str(source)))
+    run_on_two_processes(evaluate_args("predict", tiny_bert, tmp_path, "two",
+                                       "--data.predict_file", str(source)))
+    one, two = predictions("one"), predictions("two")
+    assert [row["text"] for row in two] == texts  # every text once, in input order
+    for a, b in zip(one, two, strict=True):  # each text beside its own prediction
+        assert a["label"] == b["label"]
+        assert float(a["prob_pos"]) == pytest.approx(float(b["prob_pos"]), abs=2e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="DDP on CPU is tested on Linux (gloo)")
+def test_two_processes_test_every_text_once(tiny_bert, tmp_path):
+    """Lightning's default evaluation sampler repeats a text to even out the shards: with 7 texts
+    on 2 processes one would count twice in test/acc and test/loss."""
+    results = {}
+    for name in ("one", "two"):
+        out = tmp_path / f"{name}.pt"
+        capture = ["--trainer.callbacks+=tests.test_scale.TestMetrics", "--trainer.callbacks.path", str(out)]
+        args = evaluate_args("test", tiny_bert, tmp_path, name, *capture)
+        main(args) if name == "one" else run_on_two_processes(args)
+        results[name] = torch.load(out, weights_only=True)
+    assert {"test/acc", "test/f1", "test/loss"} <= set(results["one"])
+    for metric in ("test/acc", "test/f1", "test/loss"):
+        assert results["two"][metric] == pytest.approx(results["one"][metric], rel=1e-5), metric
