@@ -3,10 +3,12 @@
 import importlib
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
 import torch
+import yaml
 from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_warn
@@ -32,6 +34,7 @@ class CLI(LightningCLI):
     def parse_arguments(self, parser, args) -> None:
         """`fit --ckpt_path last` means the newest last.ckpt among this config's runs; a checkpoint
         path is checked before Lightning reads the hyperparameters in it."""
+        check_config_files(sys.argv[1:] if args is None else args)
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         if subcommand:
@@ -175,6 +178,23 @@ def check_trainer_options(trainer) -> None:
         check(f"--trainer.limit_{stage}_batches", limit, not isinstance(limit, (int, float)) or (
             0 <= limit <= 1 if isinstance(limit, float) else limit >= 0),
             "a fraction in [0, 1] or a number of batches >= 0")
+
+
+def check_config_files(args: list[str]) -> None:
+    """A `--config` file that is YAML but not a mapping (a list, a bare value, nothing) is refused
+    in one line naming it: jsonargparse prints 'Unexpected config' and its whole usage. Broken
+    YAML is left to jsonargparse, whose message says where it breaks."""
+    paths = [value for flag, value in zip(args, args[1:]) if flag in ("--config", "-c")]
+    for path in [*paths, *(arg.split("=", 1)[1] for arg in args if arg.startswith("--config="))]:
+        try:
+            content = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError, yaml.YAMLError):
+            continue
+        if not isinstance(content, dict):
+            what = ("a list" if isinstance(content, list) else "nothing" if content is None
+                    else f"only {content!r}")
+            raise UserError(f"config file {path} holds {what}, not options: expected a mapping such "
+                            "as 'trainer: {max_epochs: 1}'")
 
 
 def newest_last_checkpoint(logger_args) -> Path:

@@ -127,12 +127,13 @@ class MaskedLMDataModule(TextDataModule):
         for name in {*hp.train_splits, hp.val_split} & set(raw):
             sources.require_columns(raw[name], hp.text_fields, f"{name} data", "set --data.text_fields")
 
-        def joined(ds: Dataset) -> Dataset:
-            return Dataset.from_dict({"text": sources.joined_texts(ds, hp.text_fields)})
+        def joined(split: str) -> Dataset:
+            where = sources.origin(hp.data_dir, split)
+            return Dataset.from_dict({"text": sources.joined_texts(raw[split], hp.text_fields, where)})
 
-        train = concatenate_datasets([joined(raw[s]) for s in hp.train_splits])
+        train = concatenate_datasets([joined(s) for s in hp.train_splits])
         if hp.val_split in raw:
-            return train, joined(raw[hp.val_split])
+            return train, joined(hp.val_split)
         held_out = train.train_test_split(test_size=hp.val_fraction, seed=hp.seed)
         return held_out["train"], held_out["test"]
 

@@ -9,6 +9,8 @@ text (`.txt`, one text per line), optionally gzipped.
 import csv
 import gzip
 import itertools
+import json
+import math
 import os
 import zlib
 from pathlib import Path
@@ -23,6 +25,9 @@ SPLIT_NAMES = {"train": "train", "validation": "validation", "val": "validation"
                "test": "test", "unsup": "unsup", "unsupervised": "unsup"}
 FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
 ACLIMDB_LABELS = {"neg": 0, "pos": 1}
+# `datasets` types a JSON column by the file's first 10 MB and forces later chunks into that type:
+# one number after them wrapped every later text in quotes. One chunk types a column by all rows.
+READ_OPTIONS = {"json": {"chunksize": 2**31 - 1}}
 
 
 def split_files(data_dir: Path) -> dict[str, Path]:
@@ -93,7 +98,8 @@ def read_dataset(path: Path) -> Dataset:
         raise UserError(f"{path} is empty")
     builder = FORMATS[os.path.splitext(path.name.removesuffix(".gz"))[1]]
     try:
-        ds = datasets.load_dataset(builder, data_files=str(path), split="train")
+        ds = datasets.load_dataset(builder, data_files=str(path), split="train",
+                                   **READ_OPTIONS.get(builder, {}))
         ds.data.table.validate(full=True)  # catches bytes that are not UTF-8 before any text is used
     except Exception as err:  # the reader's many error types all mean: this file cannot be read
         raise UserError(f"cannot read {path}: {reason(err)}") from None
@@ -220,14 +226,34 @@ def require_columns(ds: Dataset, columns: list[str], where: str, hint: str) -> N
         raise UserError(f"{where} has no column {missing[0]!r}; columns are {ds.column_names} ({hint})")
 
 
-def joined_texts(ds: Dataset, fields: list[str]) -> list[str]:
-    """Each row's `fields` joined with a space, an empty field as '' (AG News: title + description)."""
-    return [" ".join(str(value or "") for value in values) for values in zip(*(ds[f] for f in fields))]
+def cell_text(value, where: str, row: int, column: str) -> str:
+    """A cell where text belongs, read as its writer meant it: a number is its text (readers type
+    digits as numbers; 0 is a text too), a null ''. A list, an object or a boolean holds no one
+    text, so it is refused, naming the row and column, rather than joined as Python writes it."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+    kind = {list: "a list", dict: "an object", bool: "a boolean"}.get(type(value), type(value).__name__)
+    shown = json.dumps(value, ensure_ascii=False, default=str)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    raise UserError(f"{where} row {row}: column {column!r} holds {kind} ({shown}), expected text")
+
+
+def joined_texts(ds: Dataset, fields: list[str], where: str) -> list[str]:
+    """Each row's `fields` as text (`cell_text`), the non-empty ones joined with a space: a null
+    title beside a description (AG News) gives the description; `where` names the file."""
+    columns = [[cell_text(value, where, row, field) for row, value in enumerate(ds[field], 1)]
+               for field in fields]
+    return [" ".join(part for part in parts if part) for parts in zip(*columns)]
 
 
 def read_texts(path: str, text_fields: list[str]) -> list[str]:
     """Texts to predict on: a `.txt` file (one text per line) or a JSONL / CSV / Parquet file
-    whose `text_fields` columns are joined with a space."""
+    whose `text_fields` columns are joined with a space; a row with none of them is refused, as
+    a prediction per row is expected."""
     file = Path(path).expanduser()
     if not file.is_file():
         raise UserError(f"predict_file '{path}' does not exist")
@@ -238,8 +264,8 @@ def read_texts(path: str, text_fields: list[str]) -> list[str]:
     if ext == ".txt":
         return [line for line in ds["text"] if line and line.strip()]
     require_columns(ds, text_fields, f"predict_file '{path}'", "set --data.text_fields")
-    for field in text_fields:
-        row = next((i for i, value in enumerate(ds[field], 1) if value is None), None)
-        if row is not None:
-            raise UserError(f"{file} row {row}: missing {field!r}")
-    return joined_texts(ds, text_fields)
+    rows = zip(*(ds[field] for field in text_fields))
+    row = next((i for i, values in enumerate(rows, 1) if all(v is None for v in values)), None)
+    if row is not None:
+        raise UserError(f"{file} row {row}: missing {' and '.join(map(repr, text_fields))}")
+    return joined_texts(ds, text_fields, str(file))

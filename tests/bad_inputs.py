@@ -1,7 +1,7 @@
 """The catalogue of bad inputs, one or more per class: each case writes what it needs under
 `tmp` and returns (CLI arguments, text the one-line error must contain). Classes: files a user
-names (split files of each format, predict files, model folders, checkpoints), labels and
-columns, option values, data too small for what is asked."""
+names (split files of each format, predict files, config files, model folders, checkpoints),
+labels and columns, option values, data too small for what is asked."""
 
 import builtins
 import gzip
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer
 
 from lightning_modules.classification import SequenceClassifier
@@ -79,6 +80,11 @@ def files(c: Case) -> dict:
         args, path = c.data(name, content)
         return args, message.format(path=path)
 
+    def config_that_is_a_list():
+        (c.tmp / "list.yaml").write_text("- trainer\n- model\n")
+        return [*c.fit(), "--config", str(c.tmp / "list.yaml")], \
+            f"config file {c.tmp / 'list.yaml'} holds a list, not options"
+
     return {
         "missing data folder": lambda: ([*c.fit(IMDB), "--data.data_dir", "/no/such/dir"],
                                         "data_dir '/no/such/dir' does not exist"),
@@ -110,6 +116,11 @@ def files(c: Case) -> dict:
         "predict file with a missing text": lambda: (
             [*c.predict(), write_rows(c.tmp, [{"text": "fine"}, {"text": None}], "t.jsonl") + "/t.jsonl"],
             f"{c.tmp / 't.jsonl'} row 2: missing 'text'"),
+        "predict file with an object as text": lambda: (
+            [*c.predict(), write_rows(c.tmp, [{"text": "fine"}, {"text": {"en": "ok"}}], "t.jsonl")
+             + "/t.jsonl"],
+            f"{c.tmp / 't.jsonl'} row 2: column 'text' holds an object ({{\"en\": \"ok\"}}), expected text"),
+        "config file that is a list": config_that_is_a_list,
     }
 
 
@@ -127,6 +138,13 @@ def labels_and_columns(c: Case) -> dict:
                                             f"{train} row 21: label 'great' is outside the known classes"),
         "only empty texts": lambda: (data([{"text": "   ", "label": i % 2} for i in range(6)]),
                                      "train data has no non-empty texts"),
+        "text that is a list": lambda: (data(review_rows(20) + [{"text": ["meh", "ok"], "label": 0}]),
+                                        f"{train} row 21: column 'text' holds a list ([\"meh\", \"ok\"]), "
+                                        "expected text"),
+        "MLM text that is a boolean": lambda: (
+            ["fit", "--config", MLM, "--model.backbone", c.tiny_bert, "--data.train_splits", "[train]",
+             "--data.data_dir", write_rows(c.tmp / "data", review_rows(4) + [{"text": True, "label": 0}])],
+            f"{train} row 5: column 'text' holds a boolean (true), expected text"),
     }
 
 
@@ -139,6 +157,15 @@ def models(c: Case) -> dict:
         args, folder = c.model_folder(f"no-{what}",
                                       lambda f: [(f / n).unlink(missing_ok=True) for n in names])
         return args, f"cannot load {what} from '{folder}'"
+
+    def without_a_body_weight():
+        def drop(folder):
+            weights = load_file(folder / "model.safetensors")
+            del weights["bert.encoder.layer.0.attention.self.query.weight"]
+            save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+        args, folder = c.model_folder("no-query", drop)
+        return args, (f"backbone '{folder}' has no weights for bert.encoder.layer.0.attention.self.query"
+                      ".weight of the model's body")
 
     def four_label_classifier():
         folder = c.tmp / "four-labels"
@@ -163,6 +190,7 @@ def models(c: Case) -> dict:
         "corrupt config.json": lambda: corrupt("config.json"),
         "corrupt weights": lambda: corrupt("model.safetensors"),
         "model folder without weights": lambda: without(["model.safetensors"], "model"),
+        "model folder missing a weight of the body": without_a_body_weight,
         "model folder without tokenizer": lambda: without(
             ["tokenizer.json", "tokenizer_config.json", "vocab.txt"], "tokenizer"),
         "classifier head of another size": four_label_classifier,

@@ -5,6 +5,7 @@ from unittest import mock
 
 import pytest
 
+from datamodules import sources
 from datamodules.ag_news import AGNewsDataModule
 from datamodules.classification import TextClassificationDataModule
 from datamodules.imdb import IMDBDataModule
@@ -91,3 +92,14 @@ def test_real_ag_news_csv(tiny_bert, shared_data):
     assert dm.num_labels == 4
     assert len(dm.splits["validation"]) == 1043  # 10% of the 10,429 rows, stratified
     assert set(dm.splits["test"]["labels"]) == {0, 1, 2, 3}
+
+
+def test_null_text_fields_join_as_empty_and_a_row_without_text_is_skipped(tiny_bert, tmp_path, caplog):
+    rows = [{"title": None, "description": "stocks rise", "label": "pos"},
+            {"title": "Oil", "description": None, "label": "neg"},
+            {"title": None, "description": None, "label": "pos"}]
+    data_dir = write_rows(tmp_path / "data", rows)
+    dm = classification_dm(tiny_bert, data_dir, text_fields=["title", "description"])
+    out = dm.to_text_label(sources.load_local(data_dir)["train"], "train")
+    assert out["text"] == ["stocks rise", "Oil"] and out["label"] == [1, 0]
+    assert "train: skipped 1 empty texts" in caplog.text
