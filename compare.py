@@ -1,6 +1,8 @@
 """Compare the runs under a folder: `python compare.py logs/imdb` writes report.md and report.png.
 
-Reads only what training already writes: each run's `config.yaml`, TensorBoard event files and
+Reads only what training already writes, nothing guessed from the task: each run's `config.yaml`,
+`hparams.yaml` (the metric its best checkpoint monitored and whether higher or lower is better),
+TensorBoard event files (the monitored curve, the `hp/test_*` metrics of the best checkpoint) and
 checkpoints. A run is a folder holding a `config.yaml` (logs/<task>/<name>/version_N/).
 """
 
@@ -20,9 +22,10 @@ class Run:
     backbone: str
     lora_r: int
     trainable_params: int | None
-    monitor: str
+    monitor: str | None
+    mode: str | None
     best_val: float | None
-    test: float | None
+    test: dict[str, float]
     epoch_s: float | None
     peak_gpu_mb: float | None
     checkpoint_mb: float | None
@@ -44,13 +47,15 @@ def read_run(folder: Path, root: Path) -> Run:
     config = yaml.safe_load((folder / "config.yaml").read_text())
     model = config["model"]["init_args"]
     lora = model.get("lora")
+    hparams_file = folder / "hparams.yaml"
+    hparams = yaml.safe_load(hparams_file.read_text()) if hparams_file.is_file() else {}
+    monitor, mode = hparams.get("monitor"), hparams.get("monitor_mode")
     events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
     events.Reload()
-    mlm = "val/perplexity" in events.Tags()["scalars"]
-    monitor = "val/perplexity" if mlm else "val/acc"
-    curve = scalars(events, monitor)
+    curve = scalars(events, monitor) if monitor else []
     values = [v for _, v in curve]
-    test = [v for _, v in scalars(events, "test/acc")]
+    test = {tag.removeprefix("hp/test_"): events.Scalars(tag)[-1].value
+            for tag in events.Tags()["scalars"] if tag.startswith("hp/test_")}
     epochs = [v for _, v in scalars(events, "time/epoch_s")]
     memory = [v for _, v in scalars(events, "memory/peak_gpu_mb")]
     trainable = [v for _, v in scalars(events, "params/trainable")]
@@ -61,8 +66,9 @@ def read_run(folder: Path, root: Path) -> Run:
         lora_r=lora["r"] if lora else 0,
         trainable_params=int(trainable[-1]) if trainable else None,
         monitor=monitor,
-        best_val=(min(values) if mlm else max(values)) if values else None,
-        test=test[-1] if test else None,
+        mode=mode,
+        best_val=(max(values) if mode == "max" else min(values)) if values else None,
+        test=test,
         epoch_s=sum(epochs) / len(epochs) if epochs else None,
         peak_gpu_mb=max(memory) if memory else None,
         checkpoint_mb=max(p.stat().st_size for p in checkpoints) / 2**20 if checkpoints else None,
@@ -75,17 +81,18 @@ def cell(value, fmt: str) -> str:
 
 
 def markdown(runs: list[Run]) -> str:
-    lines = [
-        "| run | backbone | method | trainable params | best val | test acc | epoch time (s) "
-        "| peak GPU memory (MB) | checkpoint (MB) |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    """One row per run; one test column per metric any run recorded, '-' where a run lacks it."""
+    tests = sorted({name for r in runs for name in r.test})
+    header = ["run", "backbone", "method", "trainable params", "best val", *(f"test {t}" for t in tests),
+              "epoch time (s)", "peak GPU memory (MB)", "checkpoint (MB)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in runs:
         method = f"LoRA r={r.lora_r}" if r.lora_r else "full"
-        best = f"{r.monitor} {cell(r.best_val, '.4f')}"
-        lines.append(f"| {r.name} | {r.backbone} | {method} | {cell(r.trainable_params, ',')} | {best} "
-                     f"| {cell(r.test, '.4f')} | {cell(r.epoch_s, '.1f')} | {cell(r.peak_gpu_mb, '.0f')} "
-                     f"| {cell(r.checkpoint_mb, '.2f')} |")
+        best = f"{r.monitor} {cell(r.best_val, '.4f')} ({r.mode})" if r.monitor else "-"
+        row = [r.name, r.backbone, method, cell(r.trainable_params, ","), best,
+               *(cell(r.test.get(t), ".4f") for t in tests),
+               cell(r.epoch_s, ".1f"), cell(r.peak_gpu_mb, ".0f"), cell(r.checkpoint_mb, ".2f")]
+        lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -96,6 +103,7 @@ def compare(root: Path, out_dir: Path | None = None) -> list[Run]:
         raise SystemExit(f"error: no runs (folders with config.yaml and TensorBoard events) under {root}")
     runs = [read_run(folder, root) for folder in folders]
     out_dir = out_dir or root
+    out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.md").write_text(markdown(runs))
     save_figure(comparison_figure(runs), out_dir / "report.png")
     return runs

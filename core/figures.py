@@ -28,16 +28,19 @@ def confusion_matrix_figure(counts: torch.Tensor, label_names: list[str]) -> plt
 
 
 def comparison_figure(runs: list) -> plt.Figure:
-    """`compare.py`'s figure: each run's validation curve, and its trainable parameters."""
-    fig, (curves, bars) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for r in runs:
-        if r.curve:
-            steps, values = zip(*r.curve)
-            curves.plot(steps, values, marker="o", label=r.name)
-    curves.set_xlabel("step")
-    curves.set_ylabel(" / ".join(sorted({r.monitor for r in runs})))
-    curves.set_title("validation")
-    curves.legend(fontsize="small")
+    """`compare.py`'s figure: one panel per monitored metric, so runs monitored on val/acc and on
+    val/perplexity never share an axis, each titled with its recorded mode; then each run's
+    trainable parameters."""
+    monitors = sorted({(r.monitor, r.mode) for r in runs if r.monitor})
+    fig, axes = plt.subplots(1, len(monitors) + 1, figsize=(6 * (len(monitors) + 1), 4.5), squeeze=False)
+    for ax, (monitor, mode) in zip(axes[0], monitors):
+        for r in runs:
+            if (r.monitor, r.mode) == (monitor, mode) and r.curve:
+                ax.plot(*zip(*r.curve), marker="o", label=r.name)
+        ax.set(xlabel="step", ylabel=monitor,
+               title=f"{monitor} ({'higher' if mode == 'max' else 'lower'} is better)")
+        ax.legend(fontsize="small")
+    bars = axes[0, -1]
     bars.barh([r.name for r in runs], [r.trainable_params or 0 for r in runs])
     bars.set_xscale("log")
     bars.set_xlabel("trainable parameters (log scale)")

@@ -6,9 +6,13 @@ from lightning_modules.base import parameter_counts
 
 
 def key_hparams(config, trainer: Trainer) -> dict:
-    """The knobs people compare runs by, from the resolved CLI config."""
+    """The knobs people compare runs by, from the resolved CLI config, and the metric the best
+    checkpoint monitors with its mode (max or min), so `compare.py` reads them instead of guessing
+    them from the task."""
     model, data = config.model.init_args, config.data.init_args
     lora = model.get("lora")
+    checkpoint = trainer.checkpoint_callback
+    monitor = checkpoint.monitor if checkpoint else None
     return {
         "task": config.model.class_path.rsplit(".", 1)[-1],
         "backbone": model.backbone,
@@ -18,6 +22,8 @@ def key_hparams(config, trainer: Trainer) -> dict:
         "effective_batch": data.batch_size * trainer.accumulate_grad_batches * trainer.world_size,
         "precision": str(trainer.precision),
         "max_tokens": data.get("max_length") or data.get("block_size"),
+        "monitor": monitor,
+        "monitor_mode": checkpoint.mode if monitor else None,
     }
 
 
