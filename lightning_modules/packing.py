@@ -7,11 +7,12 @@ import math
 from functools import cache
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import AttentionInterface, PreTrainedModel
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+from lightning_modules.attention_kernels import kernel_name, kernel_named, per_text_sdpa
 
 log = logging.getLogger(__name__)
 
@@ -19,42 +20,10 @@ ATTENTION = "varlen"
 
 
 @cache
-def flash_attn_varlen():
-    """flash-attn's varlen kernel (it has attention dropout) if installed, else None."""
-    try:
-        from flash_attn import flash_attn_varlen_func
-    except ImportError:
-        return None
-    return flash_attn_varlen_func
-
-
-@cache
-def torch_varlen():
-    """torch's own flash varlen kernel (torch >= 2.10; no attention dropout) if present, else None."""
-    try:
-        from torch.nn.attention.varlen import varlen_attn
-    except ImportError:
-        return None
-    return varlen_attn
-
-
-@cache
-def warn_no_attention_dropout(p: float) -> None:
-    log.warning("packed batches on CUDA without flash-attn: torch's varlen kernel has no attention "
-                "dropout, so the attention-probability dropout (p=%s) is skipped; hidden dropout "
-                "stays. Install flash-attn to keep it, or use --data.packing false", p)
-
-
-@torch.compiler.disable  # data-dependent slicing: under --model.compile it runs eagerly between graphs
-def per_text_sdpa(query, key, value, cu_seq_lens: torch.Tensor, dropout: float, scaling):
-    """SDPA on each text in turn: [1, H, T, D] in, [T, H, D] out. Exact, any device and dtype."""
-    bounds = cu_seq_lens.tolist()
-    outputs = [
-        F.scaled_dot_product_attention(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e],
-                                       dropout_p=dropout, scale=scaling)
-        for s, e in zip(bounds[:-1], bounds[1:]) if e > s
-    ]
-    return torch.cat(outputs, dim=2)[0].transpose(0, 1)
+def warn_no_attention_dropout(name: str, p: float) -> None:
+    log.warning("packed batches: %s has no attention dropout, so the attention-probability dropout "
+                "(p=%s) is skipped; hidden dropout stays. Install flash-attn to keep it, or use "
+                "--data.packing false", name, p)
 
 
 def varlen_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
@@ -62,28 +31,24 @@ def varlen_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, 
                      cu_seq_lens_q: torch.Tensor | None = None, max_length_q: int | None = None, **kwargs):
     """Attention within each packed text; padded batches (no `cu_seq_lens_q`) go to SDPA as usual.
 
-    query, key, value: [1, heads, tokens, head dim]; returns [1, tokens, heads, head dim]. On CUDA
-    in 16-bit: flash-attn's varlen kernel if installed, else torch's (no attention dropout);
-    otherwise SDPA per text (a block-diagonal mask over the whole row would score every text
-    against every other, ~batch-size times the work).
+    query, key, value: [1, heads, tokens, head dim]; returns [1, tokens, heads, head dim]. A varlen
+    kernel where this device, dtype and head size allow one and it passed its check
+    (`lightning_modules.attention_kernels`); otherwise SDPA per text (a block-diagonal mask over the
+    whole row would score every text against every other, ~batch-size times the work).
     """
     if cu_seq_lens_q is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
                                       scaling=scaling, **kwargs)
-    fast = query.is_cuda and query.dtype in (torch.float16, torch.bfloat16)
-    if fast and flash_attn_varlen() is not None:
-        q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))
-        out = flash_attn_varlen()(q, k, v, cu_seq_lens_q, cu_seq_lens_q, max_length_q, max_length_q,
-                                  dropout_p=dropout, softmax_scale=scaling)
-    elif fast and torch_varlen() is not None:
-        if dropout > 0:
-            warn_no_attention_dropout(dropout)
-        q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))
-        default_scale = scaling is None or math.isclose(scaling, query.shape[-1] ** -0.5)
-        out = torch_varlen()(q, k, v, cu_seq_lens_q, cu_seq_lens_q, max_length_q, max_length_q,
-                             **({} if default_scale else {"scale": scaling}))
-    else:
-        out = per_text_sdpa(query, key, value, cu_seq_lens_q, dropout, scaling)
+    name = kernel_name(query.device, query.dtype, query.shape[1], query.shape[-1])
+    if name is None:
+        return per_text_sdpa(query, key, value, cu_seq_lens_q, dropout, scaling).unsqueeze(0), None
+    kernel = kernel_named(name)
+    if dropout > 0 and not kernel.has_dropout:
+        warn_no_attention_dropout(kernel.name, dropout)
+    q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))
+    default_scale = scaling is None or math.isclose(scaling, query.shape[-1] ** -0.5)
+    out = kernel.run(q, k, v, cu_seq_lens_q, max_length_q, dropout if kernel.has_dropout else 0.0,
+                     None if default_scale else scaling)
     return out.unsqueeze(0), None
 
 

@@ -30,7 +30,7 @@ def test_collator_concatenates_texts_restarts_positions_and_rounds_the_length():
     assert batch["cu_seq_lens_q"].dtype == torch.int32 and batch["cu_seq_lens_k"] is batch["cu_seq_lens_q"]
     for start, length in zip(starts, lengths):
         assert batch["position_ids"][0, start:start + length].tolist() == list(range(length))
-    assert batch["labels"].tolist() == [1, 0, 0, 1, 1]
+    assert batch["labels"].tolist() == [1, 0, 0, 1, 1] and batch["num_texts"] == 5
     assert batch["max_length_q"] == batch["max_length_k"] == 32
 
 
@@ -41,7 +41,7 @@ def test_packing_is_the_default_and_keeps_the_batches_of_the_padded_loader(tiny_
     padded = prepared(classification_dm(tiny_bert, data, batch_size=8, packing=False))
     assert packed.hparams.packing
     for a, b in zip(packed.train_dataloader(), padded.train_dataloader(), strict=True):
-        texts = len(a["labels"])
+        texts = a["num_texts"]
         real = b["input_ids"][b["attention_mask"].bool()]
         assert torch.equal(a["labels"], b["labels"])
         assert torch.equal(a["input_ids"][0, :int(a["cu_seq_lens_q"][texts])], real)

@@ -44,13 +44,14 @@ def tiny_tokenizer() -> BertTokenizerFast:
     return BertTokenizerFast(tokenizer_object=tok, model_max_length=128)
 
 
-def save_tiny(path: Path, arch: str) -> Path:
+def save_tiny(path: Path, arch: str, head_size: int = 32) -> Path:
+    """Two layers of two heads; `head_size` 26 gives TinyBERT's head shape (312 / 12)."""
     torch.manual_seed(0)
     tokenizer = tiny_tokenizer()
     size = len(tokenizer)
     if arch == "bert":
         model = BertForMaskedLM(BertConfig(
-            vocab_size=size, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+            vocab_size=size, hidden_size=2 * head_size, num_hidden_layers=2, num_attention_heads=2,
             intermediate_size=256, max_position_embeddings=128))
     elif arch == "roberta":  # an MLM head of another shape (`lm_head`), for code that must not care
         model = RobertaForMaskedLM(RobertaConfig(

@@ -1,0 +1,152 @@
+"""Which kernel computes attention over a packed row on this device, and the proof that it works.
+
+The varlen kernels (flash-attn's, else torch's own FlashAttention-2) need a CUDA GPU of compute
+capability 8.0 or newer (Ampere), 16-bit inputs and a head size that is a multiple of 8 up to
+256: TinyBERT's 26, a T4, a V100 or a GTX 1650 get the exact path instead, SDPA on each text in
+turn. The kernel chosen checks itself once per device, dtype and shape against the exact path on
+a tiny random batch; on an exception or a mismatch the run takes the exact path, with one warning
+that names the reason.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+
+import torch
+import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
+
+HALF = (torch.float16, torch.bfloat16)
+TOLERANCE = 2e-2  # largest gap from exact attention a 16-bit kernel may show on the check batch
+CHECK_LENGTHS = (5, 17, 1)  # texts of the check batch: unequal, one of a single token
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """A varlen kernel: `run(q, k, v, cu_seq_lens, max_length, dropout, scale)` on [tokens,
+    heads, head dim] tensors, each text attending only to itself."""
+
+    name: str
+    run: Callable
+    has_dropout: bool
+
+
+def flash_attn_run(q, k, v, cu_seq_lens, max_length, dropout, scale):
+    from flash_attn import flash_attn_varlen_func
+    return flash_attn_varlen_func(q, k, v, cu_seq_lens, cu_seq_lens, max_length, max_length,
+                                  dropout_p=dropout, softmax_scale=scale)
+
+
+def torch_varlen_run(q, k, v, cu_seq_lens, max_length, dropout, scale):
+    from torch.nn.attention.varlen import varlen_attn
+    return varlen_attn(q, k, v, cu_seq_lens, cu_seq_lens, max_length, max_length, scale=scale)
+
+
+@cache
+def installed_kernels() -> tuple[Kernel, ...]:
+    """The varlen kernels this environment has, best first: flash-attn keeps attention dropout."""
+    kernels = []
+    try:
+        import flash_attn  # noqa: F401
+        kernels.append(Kernel("flash-attn varlen", flash_attn_run, has_dropout=True))
+    except ImportError:
+        pass
+    try:
+        from torch.nn.attention import varlen  # noqa: F401
+        kernels.append(Kernel("torch varlen_attn", torch_varlen_run, has_dropout=False))
+    except ImportError:
+        pass
+    return tuple(kernels)
+
+
+def choose(device_type: str, capability: tuple[int, int] | None, dtype: torch.dtype, head_dim: int,
+           kernels: tuple[Kernel, ...]) -> tuple[Kernel | None, str]:
+    """The first of `kernels` that this device, dtype and head size allow, or None (the exact
+    path) with the reason."""
+    if device_type != "cuda":
+        return None, f"the varlen kernels run on CUDA only, not {device_type}"
+    if dtype not in HALF:
+        return None, f"the varlen kernels take 16-bit inputs, not {dtype}"
+    if capability is None or capability < (8, 0):
+        shown = ".".join(map(str, capability)) if capability else "unknown"
+        return None, f"the varlen kernels need compute capability 8.0 (Ampere) or newer, not {shown}"
+    if head_dim % 8 or head_dim > 256:
+        return None, ("the varlen kernels need a head size that is a multiple of 8 up to 256, this "
+                      f"model's is {head_dim}")
+    if not kernels:
+        return None, "neither flash-attn nor torch's varlen kernel (torch >= 2.10) is installed"
+    return kernels[0], "supported"
+
+
+@torch.compiler.disable  # data-dependent slicing: under --model.compile it runs eagerly between graphs
+def per_text_sdpa(query, key, value, cu_seq_lens: torch.Tensor, dropout: float, scaling):
+    """The exact path: SDPA on each text in turn, [1, H, T, D] in, [T, H, D] out; any device, dtype
+    and head size."""
+    bounds = cu_seq_lens.tolist()
+    outputs = [
+        F.scaled_dot_product_attention(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e],
+                                       dropout_p=dropout, scale=scaling)
+        for s, e in zip(bounds[:-1], bounds[1:]) if e > s
+    ]
+    return torch.cat(outputs, dim=2)[0].transpose(0, 1)
+
+
+@torch.compiler.disable
+@torch.no_grad()
+def self_check(kernel: Kernel, device: torch.device, dtype: torch.dtype, heads: int,
+               head_dim: int) -> str | None:
+    """None when `kernel` matches the exact path (in fp32) on a tiny random batch of texts of unequal
+    length, on this device and dtype; otherwise what went wrong."""
+    generator = torch.Generator().manual_seed(0)
+    total = sum(CHECK_LENGTHS)
+    q, k, v = (torch.randn(1, heads, total, head_dim, generator=generator).to(device) for _ in range(3))
+    cu_seq_lens = torch.tensor([0, *torch.tensor(CHECK_LENGTHS).cumsum(0).tolist()], dtype=torch.int32,
+                               device=device)
+    with torch.autocast(device.type, enabled=False):
+        exact = per_text_sdpa(q, k, v, cu_seq_lens, 0.0, None)
+        try:
+            out = kernel.run(*(t.to(dtype)[0].transpose(0, 1) for t in (q, k, v)), cu_seq_lens,
+                             max(CHECK_LENGTHS), 0.0, None)
+        except Exception as err:  # a kernel that cannot run here fails in its own ways
+            message = str(err).strip().splitlines()
+            return f"it raised {type(err).__name__}: {message[0] if message else ''}"
+    if out.shape != exact.shape:
+        return f"it returned shape {tuple(out.shape)} for {tuple(exact.shape)}"
+    gap = (out.float() - exact).abs().max().item()
+    if not gap <= TOLERANCE:
+        return f"its output is {gap:.3g} from exact attention (tolerance {TOLERANCE})"
+    return None
+
+
+@cache
+def kernel_for(device: torch.device, dtype: torch.dtype, heads: int, head_dim: int) -> Kernel | None:
+    """The varlen kernel packed attention uses here, checked once; None means the exact path."""
+    capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else None
+    kernel, reason = choose(device.type, capability, dtype, head_dim, installed_kernels())
+    if kernel is None:
+        if device.type == "cuda":
+            log.warning("packed attention on %s in %s: %s; using exact per-text attention (slower)",
+                        device, dtype, reason)
+        return None
+    problem = self_check(kernel, device, dtype, heads, head_dim)
+    if problem:
+        log.warning("packed attention: %s failed its check on %s in %s (%s); using exact per-text "
+                    "attention (slower)", kernel.name, device, dtype, problem)
+        return None
+    log.info("packed attention on %s in %s: %s (checked against exact attention)", device, dtype,
+             kernel.name)
+    return kernel
+
+
+@torch.compiler.assume_constant_result
+def kernel_name(device: torch.device, dtype: torch.dtype, heads: int, head_dim: int) -> str | None:
+    """`kernel_for`'s choice by name: a constant to torch.compile, so a compiled layer neither breaks
+    its graph here nor traces the check."""
+    kernel = kernel_for(device, dtype, heads, head_dim)
+    return kernel.name if kernel else None
+
+
+def kernel_named(name: str) -> Kernel:
+    return next(kernel for kernel in installed_kernels() if kernel.name == name)
