@@ -1,5 +1,6 @@
 """Every config and overlay: each one builds, each code path trains a step on data the test
-writes in the real formats (no ../shared needed), every overlay runs on a CPU; and a run's
+writes in the real formats (no ../shared needed), every overlay runs on a machine without CUDA
+(the GPU overlays fall back; tests/test_scale.py runs the DDP overlay itself); and a run's
 export reloads to its best checkpoint's logits."""
 
 import shutil
@@ -96,7 +97,7 @@ def test_each_data_path_trains_a_step_from_files_in_its_format(config, tiny_bert
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_every_overlay_trains_a_step_on_the_cpu(overlay, tiny_bert, tmp_path, shared_cache):
+def test_every_overlay_trains_a_step_on_a_machine_without_cuda(overlay, tiny_bert, tmp_path, shared_cache):
     stacked = str(CONFIGS / "overlays" / f"{overlay}.yaml")
     fits = ["--model.freeze_layers", "1"] if overlay == "freeze" else []  # the tiny model has 2 layers
     cli = main(quick_args(tiny_bert, tmp_path, shared_cache, "--config", stacked, *fits,

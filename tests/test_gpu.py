@@ -1,18 +1,21 @@
 """Mixed precision on a GPU: packed batches through the chosen varlen kernel give the hidden
 states and gradients of an fp32 padded reference (within 16-bit error), the kernel is seen to run
-where it can, TinyBERT's head size takes the exact path, and 16-mixed / bf16-mixed fits (eager and
-compiled) stay finite and learn. Skipped where CUDA is absent; benchmarks/gpu_suite.py runs them."""
+where it can, TinyBERT's head size takes the exact path, 16-mixed / bf16-mixed fits (eager and
+compiled) stay finite and learn, and the FSDP overlay trains and exports. Skipped where CUDA is
+absent; benchmarks/gpu_suite.py runs them."""
 
 import pytest
 import torch
 from lightning import Callback, Trainer, seed_everything
+from transformers import AutoModelForSequenceClassification
 
 from datamodules.synthetic import SyntheticSentimentDataModule
 from lightning_modules import attention_kernels
 from lightning_modules.adapters import body
 from lightning_modules.attention_kernels import Kernel, kernel_for
 from lightning_modules.classification import SequenceClassifier
-from tests.helpers import padded_and_packed
+from plugins.export import best_weights
+from tests.helpers import CONFIGS, padded_and_packed, quick_args, run_cli
 from tests.tiny_models import save_tiny
 
 pytestmark = [
@@ -113,3 +116,24 @@ def test_packed_16_bit_matches_an_fp32_padded_reference_through_the_chosen_kerne
     total = torch.cat([g.flatten() for g in reference_grads]).norm()
     for got, want in zip(packed_grads, reference_grads, strict=True):  # key biases' are ~0: floor
         assert (got.float() - want).norm() <= 0.05 * want.norm() + 1e-3 * total
+
+
+def test_the_fsdp_overlay_trains_and_exports_the_best_weights_on_one_gpu(tiny_bert, tmp_path):
+    """FSDP needs CUDA (Lightning refuses it on the CPU), so only here: the overlay as written,
+    on one GPU, and an export that reloads to the best checkpoint's logits."""
+    result = run_cli(*quick_args(tiny_bert, tmp_path, tmp_path / "cache", "--config",
+                                 str(CONFIGS / "overlays" / "fsdp.yaml"), "--trainer.devices", "1",
+                                 "--trainer.max_steps", "4", "--trainer.val_check_interval", "2",
+                                 "--trainer.precision", "bf16-mixed", "--test_after_fit", "false",
+                                 "--trainer.logger.init_args.name", "fsdp"), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "logs" / "fsdp" / "version_0"
+    best = next((run / "checkpoints").glob("epoch*.ckpt"))
+    module = SequenceClassifier(tiny_bert, ["neg", "pos"]).eval()
+    module.model.load_state_dict(best_weights(str(best), module))
+    reloaded = AutoModelForSequenceClassification.from_pretrained(run / "hf_model").eval()
+    padded, _ = padded_and_packed()
+    inputs = {k: v for k, v in padded.items() if k != "labels"}
+    with torch.no_grad():
+        expected = module.model(**inputs).logits
+        torch.testing.assert_close(reloaded(**inputs).logits, expected, rtol=1e-5, atol=1e-5)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from lightning import Callback
 
-from tests.helpers import QUICKSTART, quick_args, run_cli
+from tests.helpers import CONFIGS, QUICKSTART, quick_args, run_cli
 from train import main
 
 
@@ -63,10 +63,13 @@ def test_accumulated_micro_batches_equal_one_big_batch(one_batch_of_16, no_dropo
 
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="DDP on CPU is tested on Linux (gloo)")
-def test_ddp_on_two_cpu_processes_equals_one_process_with_double_batch(one_batch_of_16, no_dropout_bert,
-                                                                       tmp_path):
+def test_the_ddp_overlay_on_two_cpu_processes_equals_one_process_with_double_batch(
+        one_batch_of_16, no_dropout_bert, tmp_path):
+    """configs/overlays/ddp.yaml itself (its DDPStrategy options), not its CPU fallback: the
+    accelerator is set to cpu, so the two processes run DDP over gloo."""
     ddp = first_gradient(tmp_path, no_dropout_bert, "ddp", "--data.batch_size", "8",
-                         "--trainer.strategy", "ddp", "--trainer.devices", "2", in_process=False)
+                         "--config", str(CONFIGS / "overlays" / "ddp.yaml"), "--trainer.accelerator", "cpu",
+                         "--trainer.devices", "2", in_process=False)
     assert_same_gradient(ddp, one_batch_of_16)
 
 
