@@ -39,7 +39,11 @@ def test_second_run_loads_cache_without_tokenizing(tiny_bert, tmp_path):
 def test_cache_key_changes_with_options_and_files(tiny_bert, tmp_path):
     data = write_rows(tmp_path / "data", review_rows(200))
     base = classification_dm(tiny_bert, data).cache_path
-    assert classification_dm(tiny_bert, data, max_length=16).cache_path != base
+    for option in ({"max_length": 16}, {"val_fraction": 0.3}, {"seed": 1}, {"label_names": ["pos", "neg"]},
+                   {"limit_train_samples": 10}, {"limit_val_samples": 10}, {"limit_test_samples": 10},
+                   {"text_fields": ["label"]}, {"label_field": "text"}):
+        assert classification_dm(tiny_bert, data, **option).cache_path != base, option
+    assert classification_dm(tiny_bert, data, batch_size=4, num_workers=1).cache_path == base
     write_rows(tmp_path / "data", review_rows(100))
     assert classification_dm(tiny_bert, data).cache_path != base
 
@@ -62,18 +66,23 @@ def test_truncation_to_max_length(tiny_bert, tmp_path):
 
 
 def test_limits_take_random_subsets(tiny_bert, tmp_path):
-    dm = prepared(classification_dm(tiny_bert, write_rows(tmp_path / "data", review_rows(200)),
-                          limit_train_samples=50, limit_val_samples=10))
-    assert len(dm.splits["train"]) == 50 and len(dm.splits["validation"]) == 10
-    assert len(set(dm.splits["train"]["labels"])) == 2
+    data = write_rows(tmp_path / "data", review_rows(200))
+    write_rows(tmp_path / "data", review_rows(200), name="test.jsonl")  # sorted: positives first
+    dm = prepared(classification_dm(tiny_bert, data, limit_train_samples=50, limit_val_samples=10,
+                                    limit_test_samples=20))
+    assert [len(dm.splits[s]) for s in ("train", "validation", "test")] == [50, 10, 20]
+    assert set(dm.splits["test"]["labels"]) == {0, 1}  # not the first 20 of the sorted file
 
 
 def test_string_labels_map_to_ids_and_empty_texts_are_skipped(tiny_bert, tmp_path):
-    rows = [{"text": "good", "label": "pos"}, {"text": "bad", "label": "neg"}] * 10
-    rows += [{"text": "   ", "label": "pos"}]
+    rows = [{"text": "   ", "label": "pos"}]  # skipped first: the labels after it must not shift
+    rows += [{"text": "good", "label": "pos"}, {"text": "bad", "label": "neg"}] * 10
     dm = prepared(classification_dm(tiny_bert, write_rows(tmp_path / "data", rows), val_fraction=0.5))
     assert len(dm.splits["train"]) + len(dm.splits["validation"]) == 20
     assert Counter(dm.splits["train"]["labels"]) == {0: 5, 1: 5}
+    for split in ("train", "validation"):  # pos is class 1 of ["neg", "pos"]
+        pairs = zip(dm.splits[split]["text"], dm.splits[split]["labels"])
+        assert all(label == (text == "good") for text, label in pairs)
 
 
 @pytest.mark.slow
@@ -95,9 +104,9 @@ def test_real_ag_news_csv(tiny_bert, shared_data):
 
 
 def test_null_text_fields_join_as_empty_and_a_row_without_text_is_skipped(tiny_bert, tmp_path, caplog):
-    rows = [{"title": None, "description": "stocks rise", "label": "pos"},
-            {"title": "Oil", "description": None, "label": "neg"},
-            {"title": None, "description": None, "label": "pos"}]
+    rows = [{"title": None, "description": None, "label": "pos"},  # first: later labels must not shift
+            {"title": None, "description": "stocks rise", "label": "pos"},
+            {"title": "Oil", "description": None, "label": "neg"}]
     data_dir = write_rows(tmp_path / "data", rows)
     dm = classification_dm(tiny_bert, data_dir, text_fields=["title", "description"])
     out = dm.to_text_label(sources.load_local(data_dir)["train"], "train")

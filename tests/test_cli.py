@@ -9,11 +9,14 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from lightning.pytorch.callbacks import EarlyStopping
+from peft import PeftModel
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
 import train
 from core.errors import UserError
 from datamodules.synthetic import generate
+from lightning_modules.adapters import body, encoder_layers
 from lightning_modules.classification import SequenceClassifier
 from plugins.export import HFExport, best_weights
 from tests.helpers import CONFIGS, QUICKSTART, quick_args
@@ -50,6 +53,7 @@ def test_every_config_builds_alone_and_with_lora(config, overlay, tiny_bert, mon
     assert (best.monitor, best.mode) == type(cli.model).MONITOR
     expected = config.removesuffix(".yaml") + (f"+{overlay}" if overlay else "")
     assert cli.trainer.logger.name == expected
+    assert isinstance(cli.model.model, PeftModel) == (overlay == "lora")
 
 
 def aclimdb(folder: Path) -> str:
@@ -103,6 +107,23 @@ def test_every_overlay_trains_a_step_on_a_machine_without_cuda(overlay, tiny_ber
     cli = main(quick_args(tiny_bert, tmp_path, shared_cache, "--config", stacked, *fits,
                           "--trainer.fast_dev_run", "1"))
     assert cli.trainer.global_step == 1 and cli.trainer.world_size == 1
+    assert OVERLAY_TOOK_EFFECT[overlay](cli)
+
+
+def trains(module) -> list[bool]:
+    return sorted({p.requires_grad for p in module.parameters()})
+
+
+# what each overlay changes, seen in the run it was stacked on
+OVERLAY_TOOK_EFFECT = {
+    "ddp": lambda cli: cli.trainer.accelerator.__class__.__name__ == "CPUAccelerator",  # the fallback
+    "fsdp": lambda cli: cli.trainer.gradient_clip_val is None,
+    "early_stopping": lambda cli: any(isinstance(c, EarlyStopping) and c.monitor == "val/acc"
+                                      for c in cli.trainer.callbacks),
+    "freeze": lambda cli: trains(encoder_layers(cli.model.model)[1]) == [True]
+    and trains(encoder_layers(cli.model.model)[0]) == trains(body(cli.model.model).embeddings) == [False],
+    "lora": lambda cli: isinstance(cli.model.model, PeftModel),
+}
 
 
 def test_export_reloads_to_the_same_logits_as_the_best_checkpoint(trained_runs, tiny_distilbert):
@@ -114,11 +135,15 @@ def test_export_reloads_to_the_same_logits_as_the_best_checkpoint(trained_runs, 
     tokenizer = AutoTokenizer.from_pretrained(run / "hf_model")
     batch = tokenizer(["the movie was not dull.", "the plot was awful, but the cast was superb."],
                       padding=True, return_tensors="pt")
+    last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert any(not torch.equal(v, last[f"model.{k}"]) for k, v in module.model.state_dict().items())
     with torch.no_grad():
-        assert torch.allclose(module.model(**batch).logits, reloaded(**batch).logits, atol=1e-5)
+        logits = reloaded(**batch).logits
+        assert torch.allclose(module.model(**batch).logits, logits, atol=1e-5)
     assert reloaded.config.id2label == {0: "neg", 1: "pos"}
     classify = pipeline("text-classification", model=str(run / "hf_model"))
-    assert classify("the movie was brilliant.")[0]["label"] in {"neg", "pos"}
+    texts = ["the movie was not dull.", "the plot was awful, but the cast was superb."]
+    assert [p["label"] for p in classify(texts)] == [["neg", "pos"][i] for i in logits.argmax(-1)]
 
 
 def test_export_refuses_a_best_checkpoint_that_does_not_fit(tiny_bert, tmp_path):

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 from lightning import Trainer
-from transformers import pipeline
+from transformers import AutoTokenizer, pipeline
 
 from core.errors import UserError
 from datamodules.masked_lm import MaskedLMDataModule
@@ -115,27 +115,38 @@ def trained(tiny_bert, tmp_path_factory):
     export = tmp / "export"
     module.model.save_pretrained(export)
     dm.tokenizer.save_pretrained(export)
-    return before, after, export
+    return before, after, export, module.eval()
 
 
 def test_tiny_model_perplexity_falls(trained):
-    before, after, _ = trained
+    before, after, _, _ = trained
     assert after < 0.5 * before, (before, after)
 
 
 def test_export_loads_into_fill_mask_pipeline(trained):
-    fill = pipeline("fill-mask", model=str(trained[2]))
-    predictions = fill("the movie was [MASK].")
-    assert len(predictions) == 5 and all(0 <= p["score"] <= 1 for p in predictions)
+    """The pipeline ranks the trained model's own guesses, not an untrained model's."""
+    _, _, export, module = trained
+    text = "the movie was [MASK]."
+    predictions = pipeline("fill-mask", model=str(export))(text)
+    tokenizer = AutoTokenizer.from_pretrained(export)
+    inputs = tokenizer(text, return_tensors="pt")
+    position = inputs["input_ids"][0].tolist().index(tokenizer.mask_token_id)
+    with torch.no_grad():
+        probs = module.model(**inputs).logits[0, position].softmax(-1)
+    top = probs.topk(5)
+    assert [p["token"] for p in predictions] == top.indices.tolist()
+    assert [p["score"] for p in predictions] == pytest.approx(top.values.tolist(), abs=1e-5)
 
 
 def test_classifier_starts_from_the_mlm_export(trained, caplog):
-    _, _, export = trained
+    """Every weight of the trained encoder reaches the classifier; only pooler and head are new."""
+    _, _, export, mlm = trained
     with caplog.at_level("INFO"):
         module = SequenceClassifier(str(export), ["neg", "pos"])
     assert "has no weights for bert.pooler.dense, classifier: created fresh" in caplog.text
-    mlm_weights = MaskedLanguageModel(str(export)).model.bert.embeddings.word_embeddings.weight
-    assert torch.equal(module.model.bert.embeddings.word_embeddings.weight, mlm_weights)
+    encoder = {n: p for n, p in module.model.named_parameters()
+               if n.startswith("bert.") and not n.startswith("bert.pooler.")}
+    assert encoder and all(torch.equal(p, mlm.model.get_parameter(n)) for n, p in encoder.items())
 
 
 @pytest.mark.parametrize("arch,lora", [("bert", None), ("distilbert", None), ("roberta", None),

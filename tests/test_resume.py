@@ -124,10 +124,10 @@ def test_ckpt_path_last_resumes_the_newest_run_in_its_folder(tiny_bert, tmp_path
                                "--trainer.max_epochs", str(epochs), "--trainer.val_check_interval", "1.0",
                                *extra))
 
-    first = fit(1)
+    older, newest = fit(1), fit(1)
     resumed = fit(2, "--ckpt_path", "last")
-    assert resumed.trainer.log_dir == first.trainer.log_dir
-    assert resumed.trainer.global_step == 2 * first.trainer.global_step
+    assert resumed.trainer.log_dir == newest.trainer.log_dir != older.trainer.log_dir
+    assert resumed.trainer.global_step == 2 * newest.trainer.global_step
 
 
 @pytest.mark.slow
