@@ -4,24 +4,10 @@ import copy
 import logging
 from pathlib import Path
 
-import torch
 from lightning import Callback, LightningModule, Trainer
 from peft import PeftModel
 
-from core.errors import UserError
-
 log = logging.getLogger(__name__)
-
-
-def best_weights(path: str, pl_module: LightningModule) -> dict:
-    """The wrapped model's weights from the best checkpoint, loaded without unpickling code, and
-    refused in one line unless they fit the model being exported: a mismatch must never export
-    the last weights in place of the best."""
-    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
-    problem = pl_module.misfit(state)
-    if problem:
-        raise UserError(f"the best checkpoint {path} does not fit the model being exported ({problem})")
-    return {k.removeprefix("model."): v for k, v in state.items()}
 
 
 class HFExport(Callback):
@@ -45,10 +31,16 @@ class HFExport(Callback):
             self.export(trainer, pl_module, run_dir)
 
     def export(self, trainer: Trainer, pl_module: LightningModule, run_dir: Path) -> None:
-        model = copy.deepcopy(pl_module.model).cpu()
+        """The best checkpoint goes into a module rebuilt from the hyperparameters it holds, on the
+        CPU and outside any wrapper: under FSDP the live module's layers are sharded, and a copy of
+        them is no model to save."""
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        if best:  # partly frozen models save only what trains: the rest is the pretrained backbone
-            model.load_state_dict(best_weights(best, pl_module), strict=not pl_module.partly_frozen)
+        if best:  # Lightning rebuilds the module from the checkpoint's hparams; `strict=False` lets
+            # partly frozen checkpoints (what trains only) load, and `EncoderModule.misfit` refuses
+            # any other mismatch in one line
+            model = type(pl_module).load_from_checkpoint(best, map_location="cpu", strict=False).model
+        else:
+            model = copy.deepcopy(pl_module.model).cpu()
         tokenizer = trainer.datamodule.tokenizer
         if isinstance(model, PeftModel):
             adapter_dir = run_dir / self.adapter_dirname

@@ -73,6 +73,12 @@ def batch_of(tokenizer_dir: str, texts: list[str], labels: list[int]) -> dict:
     return {**enc, "labels": torch.tensor(labels)}
 
 
+def checkpoint_weights(path) -> dict:
+    """The wrapped model's weights in a Lightning checkpoint, read straight from the file."""
+    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    return {k.removeprefix("model."): v for k, v in state.items()}
+
+
 def quick_args(backbone: str, workdir: Path, cache: Path, *extra: str, num_train: int = 64,
                num_test: int = 16) -> list[str]:
     """`fit` on the quickstart config, shrunk to seconds, logging under `workdir`."""

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
+import lightning
 import pytest
 import torch
 from lightning.pytorch.callbacks import EarlyStopping
@@ -18,8 +19,8 @@ from core.errors import UserError
 from datamodules.synthetic import generate
 from lightning_modules.adapters import body, encoder_layers
 from lightning_modules.classification import SequenceClassifier
-from plugins.export import HFExport, best_weights
-from tests.helpers import CONFIGS, QUICKSTART, quick_args
+from plugins.export import HFExport
+from tests.helpers import CONFIGS, QUICKSTART, checkpoint_weights, quick_args
 from train import main
 
 TASK_CONFIGS = sorted(str(p.relative_to(CONFIGS)) for p in CONFIGS.rglob("*.yaml")
@@ -130,7 +131,7 @@ def test_export_reloads_to_the_same_logits_as_the_best_checkpoint(trained_runs, 
     run = Path(trained_runs["full"].trainer.log_dir)
     best = Path(trained_runs["full"].trainer.checkpoint_callback.best_model_path)
     module = SequenceClassifier(tiny_distilbert, ["neg", "pos"]).eval()
-    module.model.load_state_dict(best_weights(str(best), module))
+    module.model.load_state_dict(checkpoint_weights(best))
     reloaded = AutoModelForSequenceClassification.from_pretrained(run / "hf_model").eval()
     tokenizer = AutoTokenizer.from_pretrained(run / "hf_model")
     batch = tokenizer(["the movie was not dull.", "the plot was awful, but the cast was superb."],
@@ -150,12 +151,13 @@ def test_export_refuses_a_best_checkpoint_that_does_not_fit(tiny_bert, tmp_path)
     """Loading it "as far as it fits" would export the last weights under the best one's name."""
     module = SequenceClassifier(tiny_bert, ["neg", "pos"])
     renamed = {k.replace("model.bert.", "model.encoder."): v for k, v in module.state_dict().items()}
-    torch.save({"state_dict": renamed}, tmp_path / "best.ckpt")
+    torch.save({"state_dict": renamed, "hyper_parameters": dict(module.hparams),
+                "pytorch-lightning_version": lightning.__version__}, tmp_path / "best.ckpt")
     best = SimpleNamespace(best_model_path=str(tmp_path / "best.ckpt"))
     trainer = SimpleNamespace(checkpoint_callback=best,
                               datamodule=SimpleNamespace(tokenizer=AutoTokenizer.from_pretrained(tiny_bert)))
-    with pytest.raises(UserError, match=r"best checkpoint .* does not fit the model being exported "
-                                        r"\(unexpected weight 'model.encoder.embeddings"):
+    with pytest.raises(UserError, match=r"checkpoint does not fit this model \(unexpected weight "
+                                        r"'model.encoder.embeddings"):
         HFExport().export(trainer, module, tmp_path / "run")
     assert not (tmp_path / "run" / "hf_model").exists()
 

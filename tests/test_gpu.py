@@ -14,8 +14,7 @@ from lightning_modules import attention_kernels
 from lightning_modules.adapters import body
 from lightning_modules.attention_kernels import Kernel, kernel_for
 from lightning_modules.classification import SequenceClassifier
-from plugins.export import best_weights
-from tests.helpers import CONFIGS, padded_and_packed, quick_args, run_cli
+from tests.helpers import CONFIGS, checkpoint_weights, padded_and_packed, quick_args, run_cli
 from tests.tiny_models import save_tiny
 
 pytestmark = [
@@ -130,7 +129,7 @@ def test_the_fsdp_overlay_trains_and_exports_the_best_weights_on_one_gpu(tiny_be
     run = tmp_path / "logs" / "fsdp" / "version_0"
     best = next((run / "checkpoints").glob("epoch*.ckpt"))
     module = SequenceClassifier(tiny_bert, ["neg", "pos"]).eval()
-    module.model.load_state_dict(best_weights(str(best), module))
+    module.model.load_state_dict(checkpoint_weights(best))
     reloaded = AutoModelForSequenceClassification.from_pretrained(run / "hf_model").eval()
     padded, _ = padded_and_packed()
     inputs = {k: v for k, v in padded.items() if k != "labels"}
