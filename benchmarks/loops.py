@@ -44,11 +44,17 @@ class Meter:
         self.real_squares = torch.zeros((), dtype=torch.long, device=device)
         self.epoch_s: list[float] = []
         self.timer = Timer(device)
+        self.hook = None
 
     def attach(self, model: torch.nn.Module) -> None:
         """Counts every batch `model` is called on (HF Trainer's and the naive loop's)."""
         self.hook = model.register_forward_pre_hook(lambda module, args, kwargs: self.count(kwargs),
                                                     with_kwargs=True)
+
+    def detach(self) -> None:
+        """Stops counting (HF Trainer's and the naive loop's): scoring the test set is no training."""
+        if self.hook is not None:
+            self.hook.remove()
 
     def count(self, batch: dict) -> None:
         texts = num_texts(batch)

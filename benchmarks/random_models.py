@@ -18,8 +18,10 @@ from core.pretrained import load_tokenizer, resolve_backbone
 CONFIGS = {
     "distilbert": DistilBertConfig,  # the defaults are distilbert-base-uncased
     "bert-base": BertConfig,  # the defaults are bert-base-uncased
+    # stand-ins of those two shapes, for runs that check the code path rather than the speed
     "tiny": partial(BertConfig, hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
                     intermediate_size=512),
+    "tiny-distilbert": partial(DistilBertConfig, dim=128, n_layers=2, n_heads=2, hidden_dim=512),
 }
 
 

@@ -1,10 +1,12 @@
 """The benchmark scripts run end to end on the CPU and measure what they claim."""
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
+import torch
 
 from datamodules.synthetic import generate
 from tests.helpers import ROOT
@@ -12,18 +14,24 @@ from tests.helpers import ROOT
 
 @pytest.fixture
 def reviews(tmp_path):
-    """Generated reviews of varied length as local split files."""
+    """Generated reviews of varied length as local split files, each opened by "thumbs up." or
+    "thumbs down." as its label says: words found nowhere else, so that any loop learns them in a
+    few steps and a test accuracy near chance means the scoring is wrong."""
     folder = tmp_path / "reviews"
     folder.mkdir()
     for name, n, seed in (("train", 120, 0), ("test", 20, 1)):
         with open(folder / f"{name}.jsonl", "w") as f:
-            f.writelines(json.dumps(row) + "\n" for row in generate(n, seed))
+            f.writelines(json.dumps({"text": f"thumbs {('down', 'up')[row['label']]}. {row['text']}",
+                                     "label": row["label"]}) + "\n" for row in generate(n, seed))
     return folder
 
 
 def run_script(name: str, *args: str) -> str:
+    """The script on one CPU thread: tiny models gain nothing from more, which only spin (several
+    times slower) when other processes share the cores."""
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                          timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
@@ -35,11 +43,15 @@ def read_report(path) -> dict:
     return report
 
 
+EPOCHS = 2  # enough for every loop to learn the first word (one is not: all score 0.5)
+
+
 @pytest.mark.slow
 def test_throughput_trains_and_scores_every_loop_on_the_same_reviews(reviews, tmp_path):
     out = tmp_path / "throughput.json"
     stdout = run_script("throughput.py", "--arch", "tiny", "--data_dir", str(reviews),
                         "--max_length", "64", "--batch_size", "8", "--packed_length_multiple", "8",
+                        "--epochs", str(EPOCHS), "--learning_rate", "1e-3",
                         "--setups", "project,project_padded,hf_trainer,naive", "--num_workers", "0",
                         "--cache_dir", str(tmp_path / "cache"), "--out", str(out))
     assert "vs HF Trainer" in stdout
@@ -48,15 +60,17 @@ def test_throughput_trains_and_scores_every_loop_on_the_same_reviews(reviews, tm
     assert set(rows) == {"project", "project_padded", "hf_trainer", "naive"}
     train_size = 108  # 120 minus the 10% validation split
     for row in rows.values():
-        assert row["samples"] == train_size
-        assert row["samples_per_s"] > 0 and len(row["epoch_s"]) == 1
-        assert row["seconds"] >= row["epoch_s"][0]
-        assert 0.0 <= row["test_accuracy"] <= 1.0
+        assert row["samples"] == EPOCHS * train_size
+        assert row["samples_per_s"] > 0 and len(row["epoch_s"]) == EPOCHS
+        assert row["seconds"] >= sum(row["epoch_s"])
+        # a share of the 20 test reviews, and far above chance: the first word gives the label away
+        assert 20 * row["test_accuracy"] == pytest.approx(round(20 * row["test_accuracy"])), row
+        assert row["test_accuracy"] >= 0.9, rows
     # the same reviews, however they were batched and padded
     real = {name: row["real_tokens"] for name, row in rows.items()}
     assert len(set(real.values())) == 1, real
     padded = [rows[name]["padded_tokens"] for name in ("project", "hf_trainer", "naive")]
-    assert padded[0] < padded[1] < padded[2] == train_size * 64
+    assert padded[0] < padded[1] < padded[2] == EPOCHS * train_size * 64
     assert rows["project_padded"]["padded_tokens"] > padded[0]
 
 
@@ -89,3 +103,34 @@ def test_tokenize_imdb_times_the_first_run_and_the_cached_reload(reviews, tmp_pa
     report = read_report(out)
     assert report["reviews"] == 140 and report["tokens"] > 0  # train (with validation) and test
     assert {"first_run_s", "cached_reload_s", "reviews_per_s"} <= set(report)
+
+
+@pytest.mark.slow
+def test_gpu_suite_dry_run_writes_every_step_and_an_honest_summary_into_one_folder(reviews, tmp_path):
+    out = tmp_path / "gpu"
+    stdout = run_script("gpu_suite.py", "--dry-run", "--data_dir", str(reviews), "--out", str(out))
+    steps = ["pytest", "fit-16-mixed", "fit-bf16-mixed", "throughput-distilbert", "throughput-bert-base"]
+    assert sorted(p.name for p in out.iterdir()) == sorted([*(f"{s}.txt" for s in steps),
+                                                            "summary.json", "summary.md"])
+    summary = json.loads((out / "summary.json").read_text())
+    rows = {row["step"]: row for row in summary["steps"]}
+    assert list(rows) == steps and summary["dry_run"]
+    # the GPU tests pass where CUDA is; elsewhere every one of them skips, and the summary says so
+    cuda = torch.cuda.is_available()
+    gpu_tests = rows["pytest"]["status"], sorted(rows["pytest"]["counts"])
+    assert gpu_tests == (("passed", ["passed"]) if cuda else ("skipped: no CUDA", ["skipped"])), gpu_tests
+    for name in steps[1:]:
+        assert rows[name]["status"] == "passed", (name, rows[name]["last_lines"])
+        assert 0 < rows[name]["seconds"] <= rows[name]["limit_s"]
+    for name in steps[1:3]:
+        assert rows[name]["precision"] == (name.removeprefix("fit-") if cuda else "32-true")
+        assert 0 <= rows[name]["test_acc"] <= 1 and len(rows[name]["epoch_s"]) == 1
+    for name, arch in (("throughput-distilbert", "tiny-distilbert"), ("throughput-bert-base", "tiny")):
+        report = rows[name]["report"]
+        assert report["arch"] == arch and [r["setup"] for r in report["results"]] == ["project", "hf_trainer"]
+        assert all(r["samples"] == 64 for r in report["results"])  # the dry run's 64 training reviews
+    for name in steps:  # each log opens with the command it ran
+        assert (out / f"{name}.txt").read_text().startswith(f"$ {sys.executable} ")
+    table = (out / "summary.md").read_text()
+    assert all(f"| {name} | {rows[name]['status']} |" in table for name in steps), table
+    assert table in stdout
