@@ -86,6 +86,8 @@ def reason(err: BaseException) -> str:
         return f"truncated or corrupt compressed data ({err})"
     if isinstance(err, gzip.BadGzipFile):
         return f"named .gz but not gzip-compressed ({err})"
+    if "Invalid UTF8" in str(err):  # pyarrow's check of the bytes it read
+        return "not UTF-8 text"
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
 

@@ -97,12 +97,12 @@ def files(c: Case) -> dict:
                                                  "cannot read {path}: named .gz but not gzip"),
         "JSONL not UTF-8": lambda: with_data(
             "train.jsonl", jsonl(review_rows()).encode() + b'{"text": "caf\xe9", "label": 1}\n',
-            "cannot read {path}"),
+            "cannot read {path}: not UTF-8 text"),
         "aclImdb file not UTF-8": not_utf8_aclimdb,
         "malformed JSONL row": lambda: with_data("train.jsonl", jsonl(review_rows()) + '{"text": "unclosed\n',
-                                                 "cannot read {path}"),
+                                                 "cannot read {path}: ArrowInvalid: JSON parse error"),
         "corrupt parquet": lambda: with_data("train.parquet", b"PAR1 this is not parquet",
-                                             "cannot read {path}"),
+                                             "cannot read {path}: ArrowInvalid: Parquet magic bytes"),
         "CSV with a missing label": lambda: with_data(
             "train.csv", "text,label\n" + "".join(f"review {i},{i % 2}\n" for i in range(10)) + "review x,\n",
             "{path} row 11: missing 'label'"),
@@ -149,9 +149,9 @@ def labels_and_columns(c: Case) -> dict:
 
 
 def models(c: Case) -> dict:
-    def corrupt(name):
+    def corrupt(name, reason):
         args, folder = c.model_folder("model", lambda f: (f / name).write_bytes(b"\x00garbage"))
-        return args, f"from '{folder}'"
+        return args, f"from '{folder}': {reason}"
 
     def without(names, what):
         args, folder = c.model_folder(f"no-{what}",
@@ -187,8 +187,8 @@ def models(c: Case) -> dict:
         "unknown backbone offline": lambda: (
             ["fit", "--config", IMDB, "--model.backbone", "nobody/no-such-model"],
             "cannot load tokenizer 'nobody/no-such-model'"),
-        "corrupt config.json": lambda: corrupt("config.json"),
-        "corrupt weights": lambda: corrupt("model.safetensors"),
+        "corrupt config.json": lambda: corrupt("config.json", "It looks like the config file at"),
+        "corrupt weights": lambda: corrupt("model.safetensors", "Error while deserializing header"),
         "model folder without weights": lambda: without(["model.safetensors"], "model"),
         "model folder missing a weight of the body": without_a_body_weight,
         "model folder without tokenizer": lambda: without(
