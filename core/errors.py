@@ -24,6 +24,12 @@ def at_least(option: str, value, low: int, optional: bool = False) -> None:
           f"an integer >= {low}" + (" or null" if optional else ""))
 
 
+def some(names: list[str], shown: int = 3) -> str:
+    """A few names of a long list, for a one-line message."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(f"'{name}'" for name in names[:shown]) + more
+
+
 def user_error_in(err: BaseException | None) -> UserError | None:
     """The UserError behind an exception; jsonargparse wraps errors raised while instantiating."""
     seen = set()

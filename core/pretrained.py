@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 from huggingface_hub import constants as hub_constants
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from core.errors import UserError
+from core.errors import UserError, some
 
 ALIASES = {
     "bert-base": "google-bert/bert-base-uncased",
@@ -100,8 +100,7 @@ def load_model(loader, name: str, trust_remote_code: bool, **options):
     body = model.base_model_prefix + "."
     lost = [k for k in missing if k.startswith(body) and not k.startswith(body + "pooler.")]
     if lost:
-        shown = ", ".join(lost[:3]) + (f" and {len(lost) - 3} more" if len(lost) > 3 else "")
-        raise UserError(f"backbone '{name}' has no weights for {shown} of the model's body; are "
+        raise UserError(f"backbone '{name}' has no weights for {some(lost)} of the model's body; are "
                         "its weights complete and of this architecture?")
     return model, sorted({key.rsplit(".", 1)[0] for key in missing})
 

@@ -11,7 +11,7 @@ from lightning import LightningModule
 from torch import nn
 from torchmetrics import Metric
 
-from core.errors import UserError, at_least, check
+from core.errors import UserError, at_least, check, some
 from lightning_modules.adapters import encoder_layers
 from lightning_modules.optim import adamw_with_warmup
 
@@ -33,12 +33,6 @@ def check_training_options(learning_rate: float, weight_decay: float, warmup_rat
     check("--model.weight_decay", weight_decay, 0 <= weight_decay < 1, "a value in [0, 1)")
     check("--model.warmup_ratio", warmup_ratio, 0 <= warmup_ratio < 1, "a fraction in [0, 1)")
     at_least("--model.freeze_layers", freeze_layers, 0)
-
-
-def some(keys: list[str], shown: int = 3) -> str:
-    """A few names of a long list, for a one-line message."""
-    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
-    return ", ".join(f"'{key}'" for key in keys[:shown]) + more
 
 
 class EncoderModule(LightningModule):

@@ -164,8 +164,8 @@ def models(c: Case) -> dict:
             del weights["bert.encoder.layer.0.attention.self.query.weight"]
             save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
         args, folder = c.model_folder("no-query", drop)
-        return args, (f"backbone '{folder}' has no weights for bert.encoder.layer.0.attention.self.query"
-                      ".weight of the model's body")
+        return args, (f"backbone '{folder}' has no weights for 'bert.encoder.layer.0.attention.self.query"
+                      ".weight' of the model's body")
 
     def four_label_classifier():
         folder = c.tmp / "four-labels"

@@ -73,7 +73,7 @@ def test_the_ddp_overlay_on_two_cpu_processes_equals_one_process_with_double_bat
     assert_same_gradient(ddp, one_batch_of_16)
 
 
-class TestMetrics(Callback):
+class MetricsCapture(Callback):
     """Saves the metrics `test` computed (synced over every process) on rank 0."""
 
     def __init__(self, path: str):
@@ -128,7 +128,8 @@ def test_two_processes_test_every_text_once(tiny_bert, tmp_path):
     results = {}
     for name in ("one", "two"):
         out = tmp_path / f"{name}.pt"
-        capture = ["--trainer.callbacks+=tests.test_scale.TestMetrics", "--trainer.callbacks.path", str(out)]
+        capture = ["--trainer.callbacks+=tests.test_scale.MetricsCapture",
+                   "--trainer.callbacks.path", str(out)]
         args = evaluate_args("test", tiny_bert, tmp_path, name, *capture)
         main(args) if name == "one" else run_on_two_processes(args)
         results[name] = torch.load(out, weights_only=True)
