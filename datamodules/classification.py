@@ -1,8 +1,11 @@
 """TextClassificationDataModule: raw text -> stratified splits -> tokenized once, cached -> batches."""
 
 import logging
+import math
 
+import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict
+from datasets.arrow_dataset import stratified_shuffle_split_generate_indices
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding
 
@@ -13,6 +16,17 @@ from datamodules.labels import check_class_counts, label_id
 from datamodules.packing import PackedCollator
 
 log = logging.getLogger(__name__)
+
+
+def stratified_split(ds: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+    """The rows of `ds.train_test_split(test_size=fraction, stratify_by_column="label", seed=seed)`
+    by datasets' own splitter, fed the labels in one piece (it reads them row by row: 8 s on
+    IMDB's 25,000 training reviews)."""
+    n_held_out = math.ceil(fraction * len(ds))
+    kept, held_out = next(stratified_shuffle_split_generate_indices(
+        np.asarray(sources.column(ds, "label")), len(ds) - n_held_out, n_held_out,
+        rng=np.random.default_rng(seed)))
+    return ds.select(kept), ds.select(held_out)
 
 
 class TextClassificationDataModule(TextDataModule):
@@ -103,13 +117,10 @@ class TextClassificationDataModule(TextDataModule):
         hp = self.hparams
         splits = {name: self.to_text_label(ds, name) for name, ds in raw.items()
                   if name in ("train", "validation", "test")}  # not `unsup`: it has no labels
-        check_class_counts(splits["train"]["label"], self.label_names, hp.val_fraction,
+        check_class_counts(sources.column(splits["train"], "label"), self.label_names, hp.val_fraction,
                            holding_out="validation" not in splits)
         if "validation" not in splits:
-            held_out = splits["train"].train_test_split(
-                test_size=hp.val_fraction, stratify_by_column="label", seed=hp.seed
-            )
-            splits["train"], splits["validation"] = held_out["train"], held_out["test"]
+            splits["train"], splits["validation"] = stratified_split(splits["train"], hp.val_fraction, hp.seed)
         if "test" not in splits:
             log.warning("the source has no test split; test and predict use the validation split")
             splits["test"] = splits["validation"]
@@ -127,7 +138,7 @@ class TextClassificationDataModule(TextDataModule):
                                 "set --data.text_fields / --data.label_field")
         where = sources.origin(hp.data_dir, split)
         labels = [label_id(value, self.label_names, hp.label_field, where, row)
-                  for row, value in enumerate(ds[hp.label_field], 1)]
+                  for row, value in enumerate(sources.column(ds, hp.label_field), 1)]
         texts = sources.joined_texts(ds, hp.text_fields, where)
         keep = [i for i, t in enumerate(texts) if t.strip()]
         if len(keep) < len(texts):
@@ -162,7 +173,7 @@ class TextClassificationDataModule(TextDataModule):
 
     def predict_texts(self) -> list[str]:
         """The texts `predict` runs on, in input order: row i of the predict loader is text i."""
-        return self.splits[self.predict_split()]["text"]
+        return sources.column(self.splits[self.predict_split()], "text")
 
     def predict_dataloader(self) -> DataLoader:
         return self.loader(self.predict_split(), shuffle=False)

@@ -4,10 +4,11 @@ from collections import Counter
 from unittest import mock
 
 import pytest
+from datasets import ClassLabel, Dataset
 
 from datamodules import sources
 from datamodules.ag_news import AGNewsDataModule
-from datamodules.classification import TextClassificationDataModule
+from datamodules.classification import TextClassificationDataModule, stratified_split
 from datamodules.imdb import IMDBDataModule
 from tests.helpers import classification_dm, prepared, review_rows, write_rows
 
@@ -21,6 +22,17 @@ def test_validation_split_is_stratified_and_deterministic(tiny_bert, tmp_path):
     assert Counter(val["labels"]) == {0: 30, 1: 10}
     assert splits[0]["validation"]["input_ids"] == splits[1]["validation"]["input_ids"]
     assert set(map(tuple, val["input_ids"])).isdisjoint(map(tuple, splits[0]["train"]["input_ids"]))
+
+
+def test_the_held_out_split_holds_the_rows_datasets_own_split_holds():
+    """Runs split before the labels were read in one piece keep their validation texts."""
+    rows = review_rows(101, ratio=0.3)
+    ds = Dataset.from_dict({"text": [r["text"] for r in rows], "label": [r["label"] for r in rows]})
+    ds = ds.cast_column("label", ClassLabel(names=["neg", "pos"]))
+    kept, held_out = stratified_split(ds, 0.15, seed=7)
+    reference = ds.train_test_split(test_size=0.15, stratify_by_column="label", seed=7)
+    assert kept["text"][:] == reference["train"]["text"][:]
+    assert held_out["text"][:] == reference["test"]["text"][:] and len(held_out) == 16
 
 
 def test_second_run_loads_cache_without_tokenizing(tiny_bert, tmp_path):
