@@ -9,8 +9,8 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from core.errors import UserError
 
 
-def checked_checkpoint(path, load) -> dict:
-    """`load()` of the checkpoint at `path`, or one line saying why it is not one of ours."""
+def readable_checkpoint(path, load) -> dict:
+    """`load()` of the file at `path`, or one line saying why it cannot be read."""
     if not Path(path).is_file():
         raise UserError(f"--ckpt_path '{path}' does not exist")
     try:
@@ -19,6 +19,12 @@ def checked_checkpoint(path, load) -> dict:
         message = str(err).strip().splitlines()
         raise UserError(f"--ckpt_path '{path}' is not a readable checkpoint "
                         f"({type(err).__name__}: {message[0] if message else ''})") from None
+    return checkpoint
+
+
+def checked_checkpoint(path, load) -> dict:
+    """`load()` of the checkpoint at `path`, or one line saying why it is not one of ours."""
+    checkpoint = readable_checkpoint(path, load)
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise UserError(f"--ckpt_path '{path}' is not a Lightning checkpoint (no state_dict); to "
                         "start from exported weights, pass their folder as --model.backbone")
@@ -26,10 +32,14 @@ def checked_checkpoint(path, load) -> dict:
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes `<name>.tmp` next to the target, then renames it over the target in one step."""
+    """Writes `<name>.tmp` next to the target, then renames it over the target in one step.
+
+    It reads any file Lightning hands it, including the bare weights that the spawn and fork
+    strategies (`ddp_spawn`, `ddp_fork`) pass back from their processes after `fit`; a path
+    the user gives is checked to be a Lightning checkpoint beforehand (`train.py`)."""
 
     def load_checkpoint(self, path, *args, **kwargs) -> dict:
-        return checked_checkpoint(path, lambda: super(AtomicCheckpointIO, self).load_checkpoint(
+        return readable_checkpoint(path, lambda: super(AtomicCheckpointIO, self).load_checkpoint(
             path, *args, **kwargs))
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from lightning import Callback
 
-from tests.helpers import CONFIGS, QUICKSTART, quick_args, run_cli
+from tests.helpers import CONFIGS, QUICKSTART, quick_args
 from train import main
 
 
@@ -26,8 +26,8 @@ class GradCapture(Callback):
             torch.save(grads, self.path)
 
 
-def first_gradient(tmp_path, backbone: str, name: str, *extra: str, in_process: bool = True) -> dict:
-    """The gradient of the first optimizer step of a quickstart fit; DDP needs real processes."""
+def first_gradient(tmp_path, backbone: str, name: str, *extra: str) -> dict:
+    """The gradient of the first optimizer step of a quickstart fit."""
     out = tmp_path / f"{name}.pt"
     args = quick_args(
         backbone, tmp_path, tmp_path / "cache", "--trainer.max_steps", "1",
@@ -35,11 +35,7 @@ def first_gradient(tmp_path, backbone: str, name: str, *extra: str, in_process: 
         "--trainer.logger.init_args.name", name,
         "--trainer.callbacks+=tests.test_scale.GradCapture", "--trainer.callbacks.path", str(out), *extra,
         num_train=200, num_test=20)
-    if in_process:
-        main(args)
-    else:
-        result = run_cli(*args, timeout=300)
-        assert result.returncode == 0, result.stderr[-3000:]
+    main(args)
     return torch.load(out, weights_only=True)
 
 
@@ -66,10 +62,10 @@ def test_accumulated_micro_batches_equal_one_big_batch(one_batch_of_16, no_dropo
 def test_the_ddp_overlay_on_two_cpu_processes_equals_one_process_with_double_batch(
         one_batch_of_16, no_dropout_bert, tmp_path):
     """configs/overlays/ddp.yaml itself (its DDPStrategy options), not its CPU fallback: the
-    accelerator is set to cpu, so the two processes run DDP over gloo."""
+    accelerator is set to cpu, so the two processes run DDP over gloo (forked from this one)."""
     ddp = first_gradient(tmp_path, no_dropout_bert, "ddp", "--data.batch_size", "8",
                          "--config", str(CONFIGS / "overlays" / "ddp.yaml"), "--trainer.accelerator", "cpu",
-                         "--trainer.devices", "2", in_process=False)
+                         "--trainer.devices", "2", "--trainer.strategy.init_args.start_method", "fork")
     assert_same_gradient(ddp, one_batch_of_16)
 
 
@@ -94,9 +90,13 @@ def evaluate_args(subcommand: str, backbone: str, tmp_path, name: str, *extra: s
             "--trainer.logger.init_args.name", name, *extra]
 
 
+# forked from this process (DDPStrategy's start_method="fork"): two ranks over gloo, without
+# importing torch and Lightning twice more
+TWO_FORKED_PROCESSES = ["--trainer.strategy", "ddp_fork", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
+
+
 def run_on_two_processes(args: list[str]) -> None:
-    result = run_cli(*args, "--trainer.strategy", "ddp", "--trainer.devices", "2", timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    main([*args, *TWO_FORKED_PROCESSES])
 
 
 @pytest.mark.slow
