@@ -13,8 +13,9 @@ from lightning import Callback
 
 from plugins.checkpoint_io import AtomicCheckpointIO
 from tests.helpers import CLI_ENV, cli_command, quick_args
+from train import main
 
-STEPS_PER_EPOCH = 36  # 320 generated reviews, 10% held out, batch 8
+STEPS_PER_EPOCH = 18  # 160 generated reviews, 10% held out, batch 8
 
 
 class Pause(Callback):
@@ -36,7 +37,6 @@ trainer:
       init_args: {every_n_train_steps: 4, save_top_k: 0, save_last: true, enable_version_counter: false}
     - class_path: plugins.preemption.CheckpointOnSigterm
     - class_path: plugins.rng_state.RNGState
-    - class_path: tests.test_resume.Pause
 """
 
 
@@ -50,36 +50,41 @@ class StepFile(Callback):
         Path(self.path).write_text(str(trainer.global_step))
 
 
-def command(workdir: Path, backbone: str, name: str, *extra: str) -> list[str]:
+def fit_args(workdir: Path, backbone: str, name: str, *extra: str) -> list[str]:
     (workdir / "callbacks.yaml").write_text(CALLBACKS)
-    return cli_command(*quick_args(
+    return quick_args(
         backbone, workdir, workdir / "cache", "--config", str(workdir / "callbacks.yaml"),
         "--model.learning_rate", "1e-3", "--data.batch_size", "8", "--test_after_fit", "false",
         "--trainer.max_epochs", "2", "--trainer.val_check_interval", "1.0",
-        "--trainer.logger.init_args.name", name, *extra, num_train=320, num_test=32))
+        "--trainer.logger.init_args.name", name, *extra, num_train=160, num_test=32)
 
 
-def run(cmd: list[str], **kwargs) -> subprocess.Popen:
-    return subprocess.Popen(cmd, env=CLI_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kwargs)
+def killable(workdir: Path, backbone: str, name: str, *extra: str) -> subprocess.Popen:
+    """The run to be killed, in a process of its own, slowed so it is killed mid-epoch."""
+    command = cli_command(*fit_args(workdir, backbone, name, "--trainer.callbacks+=tests.test_resume.Pause",
+                                    *extra))
+    return subprocess.Popen(command, env=CLI_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def finished(process: subprocess.Popen) -> None:
-    _, stderr = process.communicate(timeout=300)
-    assert process.returncode == 0, stderr.decode()[-3000:]
+def resumed_from(last: Path, workdir: Path, backbone: str, name: str) -> dict:
+    """The last checkpoint after resuming from `last` (in this process: nothing of the killed
+    one survives here but its files)."""
+    main(fit_args(workdir, backbone, name, "--ckpt_path", str(last)))
+    return torch.load(last, weights_only=True)
 
 
 @pytest.fixture(scope="module")
 def straight(tiny_bert, tmp_path_factory) -> dict:
     """The last checkpoint of a run never interrupted, which both resumed runs must match."""
     workdir = tmp_path_factory.mktemp("straight")
-    finished(run(command(workdir, tiny_bert, "straight")))
+    main(fit_args(workdir, tiny_bert, "straight"))
     return torch.load(workdir / "logs/straight/version_0/checkpoints/last.ckpt", weights_only=True)
 
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(straight, tiny_bert, tmp_path):
 
-    crashed = run(command(tmp_path, tiny_bert, "crashed"))
+    crashed = killable(tmp_path, tiny_bert, "crashed")
     last = tmp_path / "logs" / "crashed" / "version_0" / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and crashed.poll() is None:
@@ -91,8 +96,7 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(straight, ti
     killed_at = torch.load(last, weights_only=True)
     assert killed_at["epoch"] == 0 and 0 < killed_at["global_step"] < STEPS_PER_EPOCH
 
-    finished(run(command(tmp_path, tiny_bert, "crashed", "--ckpt_path", str(last))))
-    resumed = torch.load(last, weights_only=True)
+    resumed = resumed_from(last, tmp_path, tiny_bert, "crashed")
     assert resumed["global_step"] == straight["global_step"] == 2 * STEPS_PER_EPOCH
     assert resumed["state_dict"].keys() == straight["state_dict"].keys()
     for key, value in straight["state_dict"].items():
@@ -117,8 +121,6 @@ def test_interrupted_checkpoint_write_leaves_the_old_file_intact(tmp_path, monke
 
 
 def test_ckpt_path_last_resumes_the_newest_run_in_its_folder(tiny_bert, tmp_path):
-    from train import main
-
     def fit(epochs: int, *extra: str):
         return main(quick_args(tiny_bert, tmp_path, tmp_path / "cache", "--test_after_fit", "false",
                                "--trainer.max_epochs", str(epochs), "--trainer.val_check_interval", "1.0",
@@ -134,8 +136,8 @@ def test_ckpt_path_last_resumes_the_newest_run_in_its_folder(tiny_bert, tmp_path
 def test_sigterm_saves_the_exact_state_and_resumes_to_an_uninterrupted_run(straight, tiny_bert, tmp_path):
 
     steps = tmp_path / "step"
-    stopped = run(command(tmp_path, tiny_bert, "stopped", "--trainer.callbacks+=tests.test_resume.StepFile",
-                          "--trainer.callbacks.path", str(steps)))
+    stopped = killable(tmp_path, tiny_bert, "stopped", "--trainer.callbacks+=tests.test_resume.StepFile",
+                       "--trainer.callbacks.path", str(steps))
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not (steps.exists() and int(steps.read_text() or 0) >= 6):
         time.sleep(0.05)
@@ -149,8 +151,7 @@ def test_sigterm_saves_the_exact_state_and_resumes_to_an_uninterrupted_run(strai
     saved = torch.load(last, weights_only=True)
     assert saved["epoch"] == 0 and seen <= saved["global_step"] < STEPS_PER_EPOCH
 
-    finished(run(command(tmp_path, tiny_bert, "stopped", "--ckpt_path", str(last))))
-    resumed = torch.load(last, weights_only=True)
+    resumed = resumed_from(last, tmp_path, tiny_bert, "stopped")
     assert resumed["global_step"] == straight["global_step"] == 2 * STEPS_PER_EPOCH
     for key, value in straight["state_dict"].items():
         torch.testing.assert_close(resumed["state_dict"][key], value, rtol=0, atol=1e-6, msg=key)
