@@ -120,7 +120,8 @@ class TextClassificationDataModule(TextDataModule):
         check_class_counts(sources.column(splits["train"], "label"), self.label_names, hp.val_fraction,
                            holding_out="validation" not in splits)
         if "validation" not in splits:
-            splits["train"], splits["validation"] = stratified_split(splits["train"], hp.val_fraction, hp.seed)
+            splits["train"], splits["validation"] = stratified_split(splits["train"], hp.val_fraction,
+                                                                     hp.seed)
         if "test" not in splits:
             log.warning("the source has no test split; test and predict use the validation split")
             splits["test"] = splits["validation"]

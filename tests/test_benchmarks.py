@@ -111,7 +111,8 @@ def test_tokenize_imdb_times_the_first_run_and_the_cached_reload(reviews, tmp_pa
 
 
 @pytest.mark.slow
-def test_gpu_suite_dry_run_writes_every_step_and_an_honest_summary_into_one_folder(reviews, tmp_path, run_script):
+def test_gpu_suite_dry_run_writes_every_step_and_an_honest_summary_into_one_folder(reviews, tmp_path,
+                                                                                   run_script):
     out = tmp_path / "gpu"
     stdout = run_script("gpu_suite.py", "--dry-run", "--data_dir", str(reviews), "--out", str(out))
     steps = ["pytest", "fit-16-mixed", "fit-bf16-mixed", "throughput-distilbert", "throughput-bert-base"]
@@ -134,7 +135,8 @@ def test_gpu_suite_dry_run_writes_every_step_and_an_honest_summary_into_one_fold
     assert fit["precision"] == ("16-mixed" if cuda else "32-true")
     assert 0 <= fit["test_acc"] <= 1 and len(fit["epoch_s"]) == 1
     report = rows["throughput-distilbert"]["report"]
-    assert report["arch"] == "tiny-distilbert" and [r["setup"] for r in report["results"]] == ["project", "hf_trainer"]
+    assert report["arch"] == "tiny-distilbert"
+    assert [r["setup"] for r in report["results"]] == ["project", "hf_trainer"]
     assert all(r["samples"] == 64 for r in report["results"])  # the dry run's 64 training reviews
     for name in steps:  # each log opens with the command it ran
         assert (out / f"{name}.txt").read_text().startswith(f"$ {sys.executable} ")

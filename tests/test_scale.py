@@ -92,7 +92,8 @@ def evaluate_args(subcommand: str, backbone: str, tmp_path, name: str, *extra: s
 
 # forked from this process (DDPStrategy's start_method="fork"): two ranks over gloo, without
 # importing torch and Lightning twice more
-TWO_FORKED_PROCESSES = ["--trainer.strategy", "ddp_fork", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
+TWO_FORKED_PROCESSES = ["--trainer.strategy", "ddp_fork", "--trainer.devices", "2",
+                        "--trainer.accelerator", "cpu"]
 
 
 def run_on_two_processes(args: list[str]) -> None:
