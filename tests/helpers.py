@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -95,6 +96,24 @@ def shared_run_args(backbone: str, workdir: Path, cache: Path, epochs: int, *ext
                       "--data.batch_size", "16", "--trainer.max_epochs", str(epochs),
                       "--trainer.val_check_interval", "0.5", "--trainer.log_every_n_steps", "2",
                       num_train=192, num_test=48)
+
+
+@contextmanager
+def one_thread():
+    """Torch on one CPU thread while processes are forked from this one: a forked child that
+    starts a parallel region of the OpenMP pool it inherited hangs (libgomp is not fork-safe),
+    and Lightning's DDP children keep an OMP_NUM_THREADS that is set."""
+    threads, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        if env is None:
+            del os.environ["OMP_NUM_THREADS"]
+        else:
+            os.environ["OMP_NUM_THREADS"] = env
 
 
 CLI_ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}

@@ -1,9 +1,10 @@
 """Crash and resume: a run killed with SIGKILL mid-epoch, resumed from last.ckpt, ends with the
 same weights and step count as a run never interrupted; checkpoints are written atomically."""
 
+import multiprocessing
 import os
 import signal
-import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,8 +12,9 @@ import pytest
 import torch
 from lightning import Callback
 
+from core.errors import exit_on_user_error
 from plugins.checkpoint_io import AtomicCheckpointIO
-from tests.helpers import CLI_ENV, cli_command, quick_args
+from tests.helpers import one_thread, quick_args
 from train import main
 
 STEPS_PER_EPOCH = 18  # 160 generated reviews, 10% held out, batch 8
@@ -59,11 +61,20 @@ def fit_args(workdir: Path, backbone: str, name: str, *extra: str) -> list[str]:
         "--trainer.logger.init_args.name", name, *extra, num_train=160, num_test=32)
 
 
-def killable(workdir: Path, backbone: str, name: str, *extra: str) -> subprocess.Popen:
-    """The run to be killed, in a process of its own, slowed so it is killed mid-epoch."""
-    command = cli_command(*fit_args(workdir, backbone, name, "--trainer.callbacks+=tests.test_resume.Pause",
-                                    *extra))
-    return subprocess.Popen(command, env=CLI_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def train_py(args: list[str], stderr: Path) -> None:
+    """What `python train.py <args>` runs, its stderr into a file."""
+    sys.stderr = open(stderr, "w", buffering=1)
+    exit_on_user_error(lambda: main(args))
+
+
+def killable(workdir: Path, backbone: str, name: str, *extra: str) -> multiprocessing.Process:
+    """The run to be killed, slowed so it is killed mid-epoch, in a process forked from this one
+    (a fresh interpreter would spend seconds importing torch and Lightning again)."""
+    args = fit_args(workdir, backbone, name, "--trainer.callbacks+=tests.test_resume.Pause", *extra)
+    process = multiprocessing.get_context("fork").Process(target=train_py,
+                                                          args=(args, workdir / "stderr.txt"))
+    process.start()
+    return process
 
 
 def resumed_from(last: Path, workdir: Path, backbone: str, name: str) -> dict:
@@ -71,6 +82,13 @@ def resumed_from(last: Path, workdir: Path, backbone: str, name: str) -> dict:
     one survives here but its files)."""
     main(fit_args(workdir, backbone, name, "--ckpt_path", str(last)))
     return torch.load(last, weights_only=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Every run of this module on one thread, the forked ones and those they are compared with."""
+    with one_thread():
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -87,12 +105,12 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(straight, ti
     crashed = killable(tmp_path, tiny_bert, "crashed")
     last = tmp_path / "logs" / "crashed" / "version_0" / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and crashed.poll() is None:
+    while time.monotonic() < deadline and crashed.is_alive():
         if last.exists() and torch.load(last, weights_only=True)["global_step"] >= 8:
             break
         time.sleep(0.05)
     os.kill(crashed.pid, signal.SIGKILL)
-    crashed.wait()
+    crashed.join()
     killed_at = torch.load(last, weights_only=True)
     assert killed_at["epoch"] == 0 and 0 < killed_at["global_step"] < STEPS_PER_EPOCH
 
@@ -142,11 +160,12 @@ def test_sigterm_saves_the_exact_state_and_resumes_to_an_uninterrupted_run(strai
     while time.monotonic() < deadline and not (steps.exists() and int(steps.read_text() or 0) >= 6):
         time.sleep(0.05)
     seen = int(steps.read_text())
-    stopped.send_signal(signal.SIGTERM)
-    _, stderr = stopped.communicate(timeout=120)
-    assert stopped.returncode == 143, stderr.decode()[-3000:]
-    assert "stopped by SIGTERM" in stderr.decode().strip().splitlines()[-1]
-    assert "Traceback" not in stderr.decode()
+    os.kill(stopped.pid, signal.SIGTERM)
+    stopped.join(timeout=120)
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert stopped.exitcode == 143, stderr[-3000:]
+    assert "stopped by SIGTERM" in stderr.strip().splitlines()[-1]
+    assert "Traceback" not in stderr
     last = tmp_path / "logs" / "stopped" / "version_0" / "checkpoints" / "last.ckpt"
     saved = torch.load(last, weights_only=True)
     assert saved["epoch"] == 0 and seen <= saved["global_step"] < STEPS_PER_EPOCH

@@ -9,8 +9,15 @@ import pytest
 import torch
 from lightning import Callback
 
-from tests.helpers import CONFIGS, QUICKSTART, quick_args
+from tests.helpers import CONFIGS, QUICKSTART, one_thread, quick_args
 from train import main
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Every run of this module on one thread, the forked ones and those they are compared with."""
+    with one_thread():
+        yield
 
 
 class GradCapture(Callback):
