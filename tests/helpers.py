@@ -1,7 +1,9 @@
 """Helpers the test modules share: paths, data files written on the fly, CLI runs."""
 
 import json
+import multiprocessing
 import os
+import runpy
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -127,3 +129,20 @@ def cli_command(*args: str) -> list[str]:
 def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     """`train.py` in a fresh interpreter: only for tests of the process exit itself."""
     return subprocess.run(cli_command(*args), capture_output=True, text=True, env=CLI_ENV, timeout=timeout)
+
+
+def train_py_main(args: list[str], stderr: Path) -> None:
+    torch.set_num_threads(1)
+    sys.stderr = open(stderr, "w", buffering=1)
+    sys.argv = [str(ROOT / "train.py"), *args]
+    runpy.run_path(str(ROOT / "train.py"), run_name="__main__")
+
+
+def forked_train_py(args: list[str], stderr: Path) -> multiprocessing.Process:
+    """`python train.py <args>` (its `__main__` block: exit status, last line on stderr) in a
+    child forked from this process, which has torch and Lightning imported already (a fresh
+    interpreter spends ~10 s importing them). Its stderr goes to the file `stderr`; it computes
+    on one thread, since a forked child entering its parent's OpenMP pool hangs."""
+    process = multiprocessing.get_context("fork").Process(target=train_py_main, args=(args, stderr))
+    process.start()
+    return process

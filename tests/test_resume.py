@@ -4,7 +4,6 @@ same weights and step count as a run never interrupted; checkpoints are written 
 import multiprocessing
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -12,9 +11,8 @@ import pytest
 import torch
 from lightning import Callback
 
-from core.errors import exit_on_user_error
 from plugins.checkpoint_io import AtomicCheckpointIO
-from tests.helpers import one_thread, quick_args
+from tests.helpers import forked_train_py, one_thread, quick_args
 from train import main
 
 STEPS_PER_EPOCH = 18  # 160 generated reviews, 10% held out, batch 8
@@ -61,20 +59,10 @@ def fit_args(workdir: Path, backbone: str, name: str, *extra: str) -> list[str]:
         "--trainer.logger.init_args.name", name, *extra, num_train=160, num_test=32)
 
 
-def train_py(args: list[str], stderr: Path) -> None:
-    """What `python train.py <args>` runs, its stderr into a file."""
-    sys.stderr = open(stderr, "w", buffering=1)
-    exit_on_user_error(lambda: main(args))
-
-
 def killable(workdir: Path, backbone: str, name: str, *extra: str) -> multiprocessing.Process:
-    """The run to be killed, slowed so it is killed mid-epoch, in a process forked from this one
-    (a fresh interpreter would spend seconds importing torch and Lightning again)."""
+    """The run to be killed, in a process of its own, slowed so it is killed mid-epoch."""
     args = fit_args(workdir, backbone, name, "--trainer.callbacks+=tests.test_resume.Pause", *extra)
-    process = multiprocessing.get_context("fork").Process(target=train_py,
-                                                          args=(args, workdir / "stderr.txt"))
-    process.start()
-    return process
+    return forked_train_py(args, workdir / "stderr.txt")
 
 
 def resumed_from(last: Path, workdir: Path, backbone: str, name: str) -> dict:
