@@ -60,8 +60,10 @@ def adamw_with_warmup(
     warmup_ratio: float,
     total_steps: Callable[[], int],
 ):
-    """The optimizer and a per-step scheduler in the dict form Lightning expects."""
-    fused = next(model.parameters()).is_cuda
+    """The optimizer and a per-step scheduler in the dict form Lightning expects. AdamW is torch's
+    fused kernel on CUDA and on the CPU (as HF Trainer's default `adamw_torch_fused`): on the CPU
+    torch's default is a loop over the tensors, 6x slower for MiniLM (27 vs 168 ms a step)."""
+    fused = next(model.parameters()).device.type in ("cuda", "cpu")
     optimizer = torch.optim.AdamW(
         parameter_groups(model, weight_decay), lr=learning_rate, fused=fused or None
     )

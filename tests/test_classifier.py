@@ -58,6 +58,13 @@ def test_no_weight_decay_on_bias_and_layernorm(arch, request):
     assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
 
 
+def test_adamw_is_the_fused_kernel_on_the_cpu(tiny_bert):
+    """torch's default on the CPU loops over the tensors one by one: 6x slower for MiniLM."""
+    module = SequenceClassifier(tiny_bert, ["neg", "pos"])
+    optimizer = module.configure_optimizers()["optimizer"]
+    assert optimizer.defaults["fused"] is True
+
+
 def test_tied_mlm_weight_is_given_to_the_optimizer_once(tiny_bert):
     module = MaskedLanguageModel(tiny_bert)
     model = module.model
