@@ -13,7 +13,7 @@ from core.errors import UserError, at_least, check
 from datamodules import sources
 from datamodules.base import TextDataModule
 from datamodules.labels import check_class_counts, label_id
-from datamodules.packing import PackedCollator
+from datamodules.packing import PackedCollator, rounding
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,8 @@ class TextClassificationDataModule(TextDataModule):
             (`datamodules.packing`); the same batches and the same loss as padded ones. False pads
             each batch to its longest text instead.
         packed_length_multiple: round a packed row up to a multiple of this many tokens, so
-            compiled kernels see few shapes.
+            compiled kernels see few shapes; by default 256 when the model compiles
+            (`--model.compile true`), else no rounding, which would only add work.
     """
 
     def __init__(
@@ -79,7 +80,7 @@ class TextClassificationDataModule(TextDataModule):
         trust_remote_code: bool = False,
         predict_file: str | None = None,
         packing: bool = True,
-        packed_length_multiple: int = 256,
+        packed_length_multiple: int | None = None,
     ):
         check("--data.label_names", label_names, len(set(label_names)) == len(label_names) >= 2,
               "two or more distinct class names")
@@ -87,14 +88,14 @@ class TextClassificationDataModule(TextDataModule):
         for name, limit in (("train", limit_train_samples), ("val", limit_val_samples),
                             ("test", limit_test_samples)):
             at_least(f"--data.limit_{name}_samples", limit, 1, optional=True)
-        at_least("--data.packed_length_multiple", packed_length_multiple, 1)
+        at_least("--data.packed_length_multiple", packed_length_multiple, 1, optional=True)
         super().__init__(tokenizer=tokenizer, dataset=dataset, data_dir=data_dir, text_fields=text_fields,
                          val_fraction=val_fraction, batch_size=batch_size, eval_batch_size=eval_batch_size,
                          num_workers=num_workers, seed=seed, cache_dir=cache_dir,
                          trust_remote_code=trust_remote_code)
         self.check_token_limit("--data.max_length", max_length)
         self.label_names = list(label_names)
-        self.collator = (PackedCollator(self.tokenizer.pad_token_id, max_length, packed_length_multiple)
+        self.collator = (PackedCollator(self.tokenizer.pad_token_id, max_length, packed_length_multiple or 1)
                          if packing else DataCollatorWithPadding(self.tokenizer, pad_to_multiple_of=8))
 
     @property
@@ -159,6 +160,9 @@ class TextClassificationDataModule(TextDataModule):
         return ds.map(encode, batched=True, batch_size=1000, remove_columns=["label"], desc="tokenizing")
 
     def setup(self, stage: str) -> None:
+        if isinstance(self.collator, PackedCollator) and self.hparams.packed_length_multiple is None:
+            model = self.trainer.lightning_module if self.trainer else None
+            self.collator.multiple = rounding(bool(model and model.hparams.get("compile")))
         if stage == "predict" and self.hparams.predict_file:
             texts = sources.read_texts(self.hparams.predict_file, self.hparams.text_fields)
             texts = Dataset.from_dict({"text": texts, "label": [0] * len(texts)})

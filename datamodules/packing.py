@@ -3,6 +3,13 @@
 import torch
 from transformers import DataCollatorWithFlattening
 
+COMPILED_MULTIPLE = 256  # packed row lengths a compiled model sees: a handful of shapes
+
+
+def rounding(compiling: bool) -> int:
+    """The multiple packed rows are rounded up to by default: only compiled kernels gain from it."""
+    return COMPILED_MULTIPLE if compiling else 1
+
 
 class PackedCollator:
     """Turns a batch of tokenized texts into one packed row, built by transformers' own
@@ -17,15 +24,20 @@ class PackedCollator:
 
     The row is rounded up to a multiple of `multiple` tokens by one segment of [PAD] tokens that
     attends only to itself and that no head reads: compiled kernels then see a handful of shapes
-    instead of a new one every step. `max_length_*` is a constant (the longest a text or that
-    segment can be), for the same reason.
+    instead of a new one every step (`rounding`); without compilation that segment would only
+    add work, so it is empty (multiple 1). `max_length_*` is a constant (the longest a text or
+    that segment can be), for the same reason.
     """
 
-    def __init__(self, pad_token_id: int, max_length: int, multiple: int = 256):
+    def __init__(self, pad_token_id: int, max_length: int, multiple: int = 1):
         self.pad_token_id = pad_token_id
+        self.text_max_length = max_length
         self.multiple = multiple
-        self.max_length = max(max_length, multiple - 1)
         self.flatten = DataCollatorWithFlattening(return_flash_attn_kwargs=True)
+
+    @property
+    def max_length(self) -> int:
+        return max(self.text_max_length, self.multiple - 1)
 
     def __call__(self, features: list[dict]) -> dict:
         flat = self.flatten([{"input_ids": f["input_ids"]} for f in features])
