@@ -80,17 +80,55 @@ def choose(device_type: str, capability: tuple[int, int] | None, dtype: torch.dt
     return kernels[0], "supported"
 
 
-@torch.compiler.disable  # data-dependent slicing: under --model.compile it runs eagerly between graphs
-def per_text_sdpa(query, key, value, cu_seq_lens: torch.Tensor, dropout: float, scaling):
-    """The exact path: SDPA on each text in turn, [1, H, T, D] in, [T, H, D] out; any device, dtype
-    and head size."""
-    bounds = cu_seq_lens.tolist()
+def per_text_sdpa(query, key, value, bounds: list[int], dropout: float, scaling):
+    """Exact attention, one SDPA call per text: [1, H, T, D] in, [T, H, D] out."""
     outputs = [
         F.scaled_dot_product_attention(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e],
                                        dropout_p=dropout, scale=scaling)
         for s, e in zip(bounds[:-1], bounds[1:]) if e > s
     ]
     return torch.cat(outputs, dim=2)[0].transpose(0, 1)
+
+
+def padded_view_sdpa(query, key, value, bounds: list[int], dropout: float, scaling):
+    """Exact attention, one SDPA call for the batch: the texts gathered from the packed row into
+    [texts, H, longest, D] with a key padding mask, and the real positions scattered back."""
+    starts = torch.tensor([s for s, e in zip(bounds[:-1], bounds[1:]) if e > s], device=query.device)
+    lengths = torch.tensor([e - s for s, e in zip(bounds[:-1], bounds[1:]) if e > s], device=query.device)
+    offsets = torch.arange(int(lengths.max()), device=query.device)
+    real = offsets < lengths[:, None]  # [texts, longest]: row-major order is the packed order
+    index = (starts[:, None] + offsets).clamp(max=query.shape[2] - 1)
+    q, k, v = (t[0][:, index].transpose(0, 1) for t in (query, key, value))  # [texts, H, longest, D]
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=real[:, None, None, :], dropout_p=dropout,
+                                         scale=scaling)
+    return out.transpose(1, 2)[real]
+
+
+# attention work a padded view may add before one call per text is cheaper (measured on the CPU,
+# benchmarks/attention_layouts.py)
+PADDED_VIEW_MAX_WORK = 1.5
+
+
+def layout(lengths: list[int]) -> str:
+    """The exact attention layout for texts of these lengths, a pure function of shapes: one
+    padded call ("padded view") unless padding to the longest text would cost more attention work
+    than `PADDED_VIEW_MAX_WORK` times the texts' own, then one call per text ("per text")."""
+    lengths = [n for n in lengths if n]
+    padded_work = len(lengths) * max(lengths) ** 2
+    return "padded view" if padded_work <= PADDED_VIEW_MAX_WORK * sum(n * n for n in lengths) else "per text"
+
+
+LAYOUTS = {"padded view": padded_view_sdpa, "per text": per_text_sdpa}
+
+
+@torch.compiler.disable  # data-dependent shapes: under --model.compile it runs eagerly between graphs
+def exact_attention(query, key, value, cu_seq_lens: torch.Tensor, dropout: float, scaling,
+                    chosen: str | None = None):
+    """Exact attention within each packed text on any device, dtype and head size, [1, H, T, D] in,
+    [T, H, D] out, in the layout `layout` picks for the batch (or `chosen`)."""
+    bounds = cu_seq_lens.tolist()
+    name = chosen or layout([e - s for s, e in zip(bounds[:-1], bounds[1:])])
+    return LAYOUTS[name](query, key, value, bounds, dropout, scaling)
 
 
 @torch.compiler.disable
@@ -105,7 +143,7 @@ def self_check(kernel: Kernel, device: torch.device, dtype: torch.dtype, heads: 
     cu_seq_lens = torch.tensor([0, *torch.tensor(CHECK_LENGTHS).cumsum(0).tolist()], dtype=torch.int32,
                                device=device)
     with torch.autocast(device.type, enabled=False):
-        exact = per_text_sdpa(q, k, v, cu_seq_lens, 0.0, None)
+        exact = exact_attention(q, k, v, cu_seq_lens, 0.0, None, chosen="per text")
         try:
             out = kernel.run(*(t.to(dtype)[0].transpose(0, 1) for t in (q, k, v)), cu_seq_lens,
                              max(CHECK_LENGTHS), 0.0, None)

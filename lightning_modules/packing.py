@@ -12,7 +12,7 @@ from transformers import AttentionInterface, PreTrainedModel
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-from lightning_modules.attention_kernels import kernel_name, kernel_named, per_text_sdpa
+from lightning_modules.attention_kernels import exact_attention, kernel_name, kernel_named
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def varlen_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, 
                                       scaling=scaling, **kwargs)
     name = kernel_name(query.device, query.dtype, query.shape[1], query.shape[-1])
     if name is None:
-        return per_text_sdpa(query, key, value, cu_seq_lens_q, dropout, scaling).unsqueeze(0), None
+        return exact_attention(query, key, value, cu_seq_lens_q, dropout, scaling).unsqueeze(0), None
     kernel = kernel_named(name)
     if dropout > 0 and not kernel.has_dropout:
         warn_no_attention_dropout(kernel.name, dropout)

@@ -62,12 +62,12 @@ def features(texts: list[str], labels: list[int]) -> list[dict]:
     return [{"input_ids": i, "labels": y} for i, y in zip(ids, labels)]
 
 
-def padded_and_packed() -> tuple[dict, dict]:
-    """The same five texts as one padded and one packed batch."""
-    rows = features(PACKING_TEXTS, [1, 0, 0, 1, 1])
+def padded_and_packed(rows: list[dict] | None = None, multiple: int = 64) -> tuple[dict, dict]:
+    """The same texts (by default five of `PACKING_TEXTS`) as one padded and one packed batch."""
+    rows = rows or features(PACKING_TEXTS, [1, 0, 0, 1, 1])
     padded = tiny_tokenizer().pad([{"input_ids": r["input_ids"]} for r in rows], return_tensors="pt")
     padded["labels"] = torch.tensor([r["labels"] for r in rows])
-    return dict(padded), PackedCollator(pad_token_id=0, max_length=128, multiple=64)(rows)
+    return dict(padded), PackedCollator(pad_token_id=0, max_length=128, multiple=multiple)(rows)
 
 
 def batch_of(tokenizer_dir: str, texts: list[str], labels: list[int]) -> dict:

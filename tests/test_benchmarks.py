@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from datamodules.synthetic import generate
+from lightning_modules.attention_kernels import layout
 from tests.helpers import ROOT
 
 
@@ -77,6 +78,19 @@ def test_throughput_trains_and_scores_every_loop_on_the_same_reviews(reviews, tm
     padded = [rows[name]["padded_tokens"] for name in ("project", "hf_trainer", "naive")]
     assert padded[0] < padded[1] < padded[2] == EPOCHS * train_size * 64
     assert rows["project_padded"]["padded_tokens"] > padded[0]
+
+
+@pytest.mark.slow
+def test_attention_layouts_times_both_exact_layouts_on_real_text_lengths(shared_data, tmp_path, run_script):
+    out = tmp_path / "layouts.json"
+    stdout = run_script("attention_layouts.py", "--data_dir", str(shared_data), "--texts", "16",
+                        "--batches", "1", "--batch_size", "4", "--repeats", "1", "--out", str(out))
+    assert "the rule picks the faster layout" in stdout
+    report = read_report(out)
+    assert [r["data"] for r in report["results"]] == ["AG News at 128", "IMDB at 128", "IMDB at 512"]
+    for row in report["results"]:
+        assert len(row["lengths"]) == 4 and max(row["lengths"]) <= int(row["data"].split()[-1])
+        assert row["chosen"] == layout(row["lengths"]) and row["padded view ms"] > 0 < row["per text ms"]
 
 
 @pytest.mark.slow

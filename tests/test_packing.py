@@ -8,11 +8,12 @@ from lightning import Trainer, seed_everything
 
 from core.errors import UserError
 from datamodules.packing import PackedCollator
+from lightning_modules import attention_kernels
 from lightning_modules.adapters import LoraSettings
 from lightning_modules.classification import SequenceClassifier
 from plugins.monitor import TrainingMonitor
 from tests.helpers import PACKING_TEXTS as TEXTS
-from tests.helpers import classification_dm, features, padded_and_packed, prepared, write_rows
+from tests.helpers import classification_dm, features, padded_and_packed, prepared, review_rows, write_rows
 
 
 def test_collator_concatenates_texts_restarts_positions_and_rounds_the_length():
@@ -34,6 +35,20 @@ def test_collator_concatenates_texts_restarts_positions_and_rounds_the_length():
     assert batch["max_length_q"] == batch["max_length_k"] == 32
 
 
+@pytest.mark.parametrize("compiles, option, multiple", [(False, None, 1), (True, None, 256), (False, 64, 64)])
+def test_packed_rows_are_rounded_by_default_only_for_a_compiled_model(compiles, option, multiple, tiny_bert,
+                                                                       tmp_path):
+    """The rounding segment only helps compiled kernels see few shapes; elsewhere it is waste."""
+    dm = classification_dm(tiny_bert, write_rows(tmp_path / "data", review_rows(20)),
+                           packed_length_multiple=option)
+    dm.trainer = SimpleNamespace(lightning_module=SimpleNamespace(hparams={"compile": compiles}))
+    prepared(dm)
+    rows = features(TEXTS, [1, 0, 0, 1, 1])
+    width = dm.collator(rows)["input_ids"].shape[1]
+    total = sum(len(r["input_ids"]) for r in rows)
+    assert dm.collator.multiple == multiple and width == total + (-total % multiple)
+
+
 def test_packing_is_the_default_and_keeps_the_batches_of_the_padded_loader(tiny_bert, tmp_path):
     rows = [{"text": "good " * (i % 9 + 1) + str(i), "label": i % 2} for i in range(60)]
     data = write_rows(tmp_path / "data", rows)
@@ -47,14 +62,42 @@ def test_packing_is_the_default_and_keeps_the_batches_of_the_padded_loader(tiny_
         assert torch.equal(a["input_ids"][0, :int(a["cu_seq_lens_q"][texts])], real)
 
 
-@pytest.mark.parametrize("arch,lora", [("bert", None), ("distilbert", None), ("bert", LoraSettings())])
-def test_packed_forward_gives_the_padded_logits_and_gradients(arch, lora, request):
+def batch_rows(kind: str) -> list[dict]:
+    """Texts whose packed attention is the hard case of one layout or the other."""
+    if kind == "one text":
+        return features(["the soundtrack was simply stunning"], [1])
+    if kind == "equal lengths":
+        rows = features(["a great movie", "a bad movie", "a good film"], [1, 0, 1])
+        assert len({len(r["input_ids"]) for r in rows}) == 1
+        return rows
+    if kind == "very unequal lengths":
+        return features([" ".join([TEXTS[1]] * 6), "bad", "ok"], [0, 0, 1])
+    rows = features(TEXTS[:3], [1, 0, 0])  # a text cut to its first token, [CLS]
+    rows[1]["input_ids"] = rows[1]["input_ids"][:1]
+    return rows
+
+
+BATCHES = ["one text", "equal lengths", "very unequal lengths", "a text of one token"]
+
+
+@pytest.fixture(params=list(attention_kernels.LAYOUTS))
+def forced_layout(request, monkeypatch) -> str:
+    """Every packed batch of the test takes this exact attention layout, whatever its shape."""
+    monkeypatch.setattr(attention_kernels, "layout", lambda lengths: request.param)
+    return request.param
+
+
+@pytest.mark.parametrize("kind", BATCHES)
+@pytest.mark.parametrize("arch,lora", [("bert", None), ("distilbert", None), ("bert", LoraSettings())],
+                         ids=["bert", "distilbert", "bert-lora"])
+def test_packed_forward_gives_the_padded_logits_and_gradients(arch, lora, kind, forced_layout, request):
     backbone = request.getfixturevalue(f"tiny_{arch}")
     torch.manual_seed(0)
     module = SequenceClassifier(backbone, ["neg", "pos"], lora=lora)
     module.model.eval()  # no dropout: both passes compute the same function
     trainable = [p for p in module.model.parameters() if p.requires_grad]
-    padded, packed = padded_and_packed()
+    rows = batch_rows(kind)
+    padded, packed = padded_and_packed(rows, multiple=1)
 
     results = []
     for batch in (padded, packed):
@@ -62,14 +105,21 @@ def test_packed_forward_gives_the_padded_logits_and_gradients(arch, lora, reques
         results.append((out.logits, out.loss, torch.autograd.grad(out.loss, trainable)))
     (padded_logits, padded_loss, padded_grads), (packed_logits, packed_loss, packed_grads) = results
 
-    assert packed_logits.shape == (len(TEXTS), 2)
+    assert packed_logits.shape == (len(rows), 2)
     torch.testing.assert_close(packed_logits, padded_logits, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(packed_loss, padded_loss, rtol=1e-5, atol=1e-6)
     for a, b in zip(packed_grads, padded_grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
-def test_a_packed_fit_learns(tiny_bert, tmp_path):
+def test_the_layout_pads_only_where_it_adds_little_attention_work():
+    assert attention_kernels.layout([128] * 16) == "padded view"
+    assert attention_kernels.layout([40, 50, 60, 0]) == "padded view"  # an empty closing segment
+    assert attention_kernels.layout([512, *[20] * 15]) == "per text"
+    assert attention_kernels.layout([7]) == "padded view"
+
+
+def test_a_packed_fit_learns(tiny_bert, tmp_path, forced_layout):
     seed_everything(0)
     rows = [{"text": f"{'a truly great' if i % 2 else 'a rather bad'} film {'and ' * (i % 7)}{i}",
              "label": i % 2} for i in range(200)]
