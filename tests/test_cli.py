@@ -61,6 +61,17 @@ def test_every_config_builds_alone_and_with_lora(config, overlay, tiny_bert, mon
     assert isinstance(cli.model.model, PeftModel) == (overlay == "lora")
 
 
+@pytest.mark.parametrize("native, precision", [(True, "bf16-mixed"), (False, "32-true")])
+def test_float16_on_the_cpu_becomes_bfloat16_where_the_cpu_has_it_else_32_bit(native, precision, tiny_bert,
+                                                                             monkeypatch):
+    monkeypatch.setattr(train, "cpu_has_native_bfloat16", lambda: native)
+    monkeypatch.setattr(train.CLI, "before_fit", lambda cli: (_ for _ in ()).throw(Built(cli)))
+    with pytest.warns(UserWarning, match=f"precision={precision} \\(this CPU"), pytest.raises(Built) as built:
+        main(["fit", "--config", QUICKSTART, "--model.backbone", tiny_bert, "--trainer.accelerator", "auto",
+              "--trainer.precision", "16-mixed"])
+    assert built.value.args[0].trainer.precision == precision
+
+
 def aclimdb(folder: Path) -> str:
     """The original IMDB layout: train/{pos,neg}/{id}_{rating}.txt, test/..."""
     for split, seed in (("train", 0), ("test", 1)):
