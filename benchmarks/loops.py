@@ -22,7 +22,7 @@ from transformers import Trainer as HFTrainer
 
 from benchmarks.common import Timer, default_callbacks, trainer_defaults
 from core.batches import num_texts
-from datamodules.imdb import IMDBDataModule
+from datamodules.classification import TextClassificationDataModule
 from datamodules.packing import PackedCollator
 from lightning_modules.classification import SequenceClassifier
 from lightning_modules.optim import adamw_with_warmup
@@ -109,8 +109,8 @@ class HFTimer(TrainerCallback):
         self.meter.epoch_end()
 
 
-def run_project(args, model_dir: str, dm: IMDBDataModule, meter: Meter, packing: bool = True):
-    dm.collator = (PackedCollator(dm.tokenizer.pad_token_id, args.max_length, args.packed_length_multiple)
+def run_project(args, model_dir: str, dm: TextClassificationDataModule, meter: Meter, packing: bool = True):
+    dm.collator = (PackedCollator(dm.tokenizer.pad_token_id, args.max_length)
                    if packing
                    else DataCollatorWithPadding(dm.tokenizer, pad_to_multiple_of=8))
     r = recipe(args)
@@ -128,11 +128,11 @@ def run_project(args, model_dir: str, dm: IMDBDataModule, meter: Meter, packing:
     return model.model
 
 
-def run_project_padded(args, model_dir: str, dm: IMDBDataModule, meter: Meter):
+def run_project_padded(args, model_dir: str, dm: TextClassificationDataModule, meter: Meter):
     return run_project(args, model_dir, dm, meter, packing=False)
 
 
-def run_project_no_attention_dropout(args, model_dir: str, dm: IMDBDataModule, meter: Meter):
+def run_project_no_attention_dropout(args, model_dir: str, dm: TextClassificationDataModule, meter: Meter):
     """Packed, without attention-probability dropout: what torch's CUDA varlen kernel computes."""
     config = json.loads((Path(model_dir) / "config.json").read_text())
     key = "attention_dropout" if config["model_type"] == "distilbert" else "attention_probs_dropout_prob"
@@ -142,8 +142,8 @@ def run_project_no_attention_dropout(args, model_dir: str, dm: IMDBDataModule, m
         return run_project(args, copy, dm, meter)
 
 
-def run_hf_trainer(args, model_dir: str, dm: IMDBDataModule, meter: Meter):
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+def run_hf_trainer(args, model_dir: str, dm: TextClassificationDataModule, meter: Meter):
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=dm.num_labels)
     meter.attach(model)
     r = recipe(args)
     steps = args.epochs * math.ceil(len(dm.splits["train"]) / args.batch_size)
@@ -164,10 +164,11 @@ def run_hf_trainer(args, model_dir: str, dm: IMDBDataModule, meter: Meter):
     return model
 
 
-def run_naive(args, model_dir: str, dm: IMDBDataModule, meter: Meter):
+def run_naive(args, model_dir: str, dm: TextClassificationDataModule, meter: Meter):
     """Every batch padded to max_length, the loop most tutorials show."""
     device = meter.device
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(device).train()
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=dm.num_labels)
+    model = model.to(device).train()
     meter.attach(model)
     collator = DataCollatorWithPadding(dm.tokenizer, padding="max_length", max_length=args.max_length)
     loader = DataLoader(dm.splits["train"].remove_columns("text"), batch_size=args.batch_size, shuffle=True,
@@ -198,7 +199,8 @@ def run_naive(args, model_dir: str, dm: IMDBDataModule, meter: Meter):
 
 
 @torch.no_grad()
-def test_accuracy(model: torch.nn.Module, dm: IMDBDataModule, args, device: torch.device) -> float:
+def test_accuracy(model: torch.nn.Module, dm: TextClassificationDataModule, args,
+                  device: torch.device) -> float:
     """The same scoring for every setup: padded batches of the held-out test reviews."""
     model = model.to(device).eval()
     test = dm.splits["test"].remove_columns("text")

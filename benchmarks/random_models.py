@@ -26,22 +26,26 @@ CONFIGS = {
 
 
 def save_random_model(arch: str, path: Path, auto_class=AutoModelForSequenceClassification,
-                      seed: int = 0) -> Path:
-    """`path` holding a randomly initialised `arch` (a 2-class classifier by default) and its tokenizer."""
+                      seed: int = 0, num_labels: int = 2) -> Path:
+    """`path` holding a randomly initialised `arch` (a classifier by default) and its tokenizer."""
     torch.manual_seed(seed)
     tokenizer = load_tokenizer("minilm")
-    auto_class.from_config(CONFIGS[arch](vocab_size=len(tokenizer))).save_pretrained(path)
+    config = CONFIGS[arch](vocab_size=len(tokenizer), num_labels=num_labels)
+    auto_class.from_config(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
 
 
-def save_model(arch: str, path: Path, seed: int = 0) -> Path:
-    """`save_random_model`, or for `minilm` the bundled pretrained MiniLM with a fresh 2-class head
-    (seeded), saved once so that every loop of a benchmark starts from the very same weights."""
+def save_model(arch: str, path: Path, seed: int = 0,
+               label_names: tuple[str, ...] = ("neg", "pos")) -> Path:
+    """`save_random_model`, or for `minilm` the bundled pretrained MiniLM with a fresh head (seeded),
+    saved once so that every loop of a benchmark starts from the very same weights; the head has
+    one output per name of `label_names`."""
     if arch != "minilm":
-        return save_random_model(arch, path, seed=seed)
+        return save_random_model(arch, path, seed=seed, num_labels=len(label_names))
     torch.manual_seed(seed)
-    model = AutoModelForSequenceClassification.from_pretrained(resolve_backbone("minilm"), num_labels=2)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        resolve_backbone("minilm"), num_labels=len(label_names), id2label=dict(enumerate(label_names)))
     model.save_pretrained(path)
     load_tokenizer("minilm").save_pretrained(path)
     return path
