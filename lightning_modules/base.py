@@ -121,5 +121,6 @@ class EncoderModule(LightningModule):
     def configure_optimizers(self):
         hp = self.hparams
         return adamw_with_warmup(self.model, hp.learning_rate, hp.weight_decay, hp.warmup_ratio,
-                                 lambda: int(self.trainer.estimated_stepping_batches))
+                                 lambda: int(self.trainer.estimated_stepping_batches),
+                                 mixed_precision="mixed" in str(self.trainer.precision))
 

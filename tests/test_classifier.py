@@ -61,8 +61,17 @@ def test_no_weight_decay_on_bias_and_layernorm(arch, request):
 def test_adamw_is_the_fused_kernel_on_the_cpu(tiny_bert):
     """torch's default on the CPU loops over the tensors one by one: 6x slower for MiniLM."""
     module = SequenceClassifier(tiny_bert, ["neg", "pos"])
-    optimizer = module.configure_optimizers()["optimizer"]
-    assert optimizer.defaults["fused"] is True
+    module.trainer = Trainer(accelerator="cpu", precision="32-true", logger=False)
+    assert module.configure_optimizers()["optimizer"].defaults["fused"] is True
+
+
+def test_a_mixed_precision_fit_clips_gradients(tiny_bert, tmp_path):
+    """Lightning refuses to clip a fused optimizer's gradients under mixed precision."""
+    from tests.helpers import quick_args
+    from train import main
+    cli = main(quick_args(tiny_bert, tmp_path, tmp_path / "cache", "--trainer.precision", "bf16-mixed",
+                          "--trainer.accelerator", "cpu", "--trainer.fast_dev_run", "2"))
+    assert cli.trainer.global_step == 2 and cli.trainer.gradient_clip_val == 1.0
 
 
 def test_tied_mlm_weight_is_given_to_the_optimizer_once(tiny_bert):
