@@ -110,7 +110,9 @@ class HFTimer(TrainerCallback):
 
 
 def run_project(args, model_dir: str, dm: TextClassificationDataModule, meter: Meter, packing: bool = True):
-    dm.collator = (PackedCollator(dm.tokenizer.pad_token_id, args.max_length)
+    # --packed_length_multiple, or (None) the data module's default for the model, set in its setup
+    multiple = args.packed_length_multiple or 1
+    dm.collator = (PackedCollator(dm.tokenizer.pad_token_id, args.max_length, multiple)
                    if packing
                    else DataCollatorWithPadding(dm.tokenizer, pad_to_multiple_of=8))
     r = recipe(args)

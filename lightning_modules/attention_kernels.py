@@ -93,8 +93,9 @@ def per_text_sdpa(query, key, value, bounds: list[int], dropout: float, scaling)
 def padded_view_sdpa(query, key, value, bounds: list[int], dropout: float, scaling):
     """Exact attention, one SDPA call for the batch: the texts gathered from the packed row into
     [texts, H, longest, D] with a key padding mask, and the real positions scattered back."""
-    starts = torch.tensor([s for s, e in zip(bounds[:-1], bounds[1:]) if e > s], device=query.device)
-    lengths = torch.tensor([e - s for s, e in zip(bounds[:-1], bounds[1:]) if e > s], device=query.device)
+    starts, ends = torch.tensor([(s, e) for s, e in zip(bounds[:-1], bounds[1:]) if e > s],
+                                device=query.device).T
+    lengths = ends - starts
     offsets = torch.arange(int(lengths.max()), device=query.device)
     real = offsets < lengths[:, None]  # [texts, longest]: row-major order is the packed order
     index = (starts[:, None] + offsets).clamp(max=query.shape[2] - 1)
