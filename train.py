@@ -5,11 +5,13 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 import yaml
 from jsonargparse import Namespace
+from lightning import Callback
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.model_helpers import is_overridden
@@ -214,7 +216,32 @@ def newest_last_checkpoint(logger_args) -> Path:
     return found[-1]
 
 
-def main(args: list[str] | None = None, run: bool = True) -> CLI:
+class ParseOnly(CLI):
+    """`fit`'s options parsed and checked as train.py would run them, with nothing built: how a
+    sweep checks its parameters before its first trial."""
+
+    def instantiate_classes(self) -> None:
+        """Nothing is built: no model, data or Trainer."""
+
+
+def parsed_fit_config(args: list[str]) -> Namespace:
+    """The resolved `fit` config of `args` (options without the subcommand); a value the parser
+    refuses raises argparse.ArgumentError instead of printing the usage and exiting. Lightning
+    seeds the RNGs on the way; its 'Seed set' line is left out."""
+    seed_log = logging.getLogger("lightning.fabric.utilities.seed")
+    level = seed_log.level
+    seed_log.setLevel(logging.WARNING)
+    try:
+        return ParseOnly(subclass_mode_model=True, subclass_mode_data=True,
+                         parser_kwargs={"default_config_files": [str(DEFAULTS)], "exit_on_error": False},
+                         auto_configure_optimizers=False, args=args, run=False).config
+    finally:
+        seed_log.setLevel(level)
+
+
+def main(args: list[str] | None = None, run: bool = True, callbacks: Sequence[Callback] = ()) -> CLI:
+    """`callbacks` join those of the config, for callers that watch a run from the outside (a
+    sweep's trial reporter)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     return CLI(
         subclass_mode_model=True,
@@ -223,6 +250,7 @@ def main(args: list[str] | None = None, run: bool = True) -> CLI:
                        for sub in ("fit", "validate", "test", "predict")},
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,
+        trainer_defaults={"callbacks": list(callbacks)},
         args=args,
         run=run,
     )

@@ -48,6 +48,44 @@ def comparison_figure(runs: list) -> plt.Figure:
     return fig
 
 
+def sweep_figure(rows: list[dict], objective: str, maximize: bool, log_scale: dict[str, bool]) -> plt.Figure:
+    """A sweep's figure: the objective of each trial in order with the best so far (pruned trials
+    at their last report, as crosses), then one panel per parameter against the objective."""
+    params = list(log_scale)
+    fig, axes = plt.subplots(1, len(params) + 1, figsize=(5 * (len(params) + 1), 4), squeeze=False)
+    scored = [r for r in rows if r[objective] is not None]
+    ax = axes[0, 0]
+    for state, marker in (("COMPLETE", "o"), ("PRUNED", "x")):
+        picked = [r for r in scored if r["state"] == state]
+        ax.scatter([r["trial"] for r in picked], [r[objective] for r in picked], marker=marker,
+                   label=state.lower())
+    complete = [r for r in scored if r["state"] == "COMPLETE"]
+    best, steps = None, []
+    for r in complete:
+        best = r[objective] if best is None or (r[objective] > best) == maximize else best
+        steps.append((r["trial"], best))
+    if steps:
+        ax.step(*zip(*steps), where="post", color="black", label="best so far")
+    ax.set(xlabel="trial", ylabel=objective,
+           title=f"{objective} ({'higher' if maximize else 'lower'} is better)")
+    ax.legend(fontsize="small")
+    for ax, key in zip(axes[0, 1:], params):
+        values = [r for r in scored if r.get(key) is not None]
+        if any(isinstance(r[key], str) for r in values):  # categorical text: one position per choice
+            choices = sorted({str(r[key]) for r in values})
+            xs = [choices.index(str(r[key])) for r in values]
+            ax.set_xticks(range(len(choices)), choices)
+        else:
+            xs = [r[key] for r in values]
+        ax.scatter(xs, [r[objective] for r in values],
+                   c=["tab:blue" if r["state"] == "COMPLETE" else "tab:orange" for r in values])
+        if log_scale[key]:
+            ax.set_xscale("log")
+        ax.set(xlabel=key.replace(".init_args.", "."), ylabel=objective)
+    fig.tight_layout()
+    return fig
+
+
 def save_figure(fig: plt.Figure, path) -> None:
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -57,6 +57,7 @@ class SequenceClassifier(EncoderModule):
     """
 
     MONITOR = ("val/acc", "max")  # the metric the best checkpoint tracks
+    VALIDATION_METRICS = ("val/loss", "val/acc", "val/f1")  # what a sweep may optimize
 
     def __init__(
         self,

@@ -38,6 +38,7 @@ class MaskedLanguageModel(EncoderModule):
     """
 
     MONITOR = ("val/perplexity", "min")  # the metric the best checkpoint tracks
+    VALIDATION_METRICS = ("val/loss", "val/perplexity", "val/acc")  # what a sweep may optimize
 
     def __init__(
         self,

@@ -131,18 +131,19 @@ def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run(cli_command(*args), capture_output=True, text=True, env=CLI_ENV, timeout=timeout)
 
 
-def train_py_main(args: list[str], stderr: Path) -> None:
+def script_main(script: str, args: list[str], stderr: Path) -> None:
     torch.set_num_threads(1)
     sys.stderr = open(stderr, "w", buffering=1)
-    sys.argv = [str(ROOT / "train.py"), *args]
-    runpy.run_path(str(ROOT / "train.py"), run_name="__main__")
+    sys.argv = [str(ROOT / script), *args]
+    runpy.run_path(str(ROOT / script), run_name="__main__")
 
 
-def forked_train_py(args: list[str], stderr: Path) -> multiprocessing.Process:
-    """`python train.py <args>` (its `__main__` block: exit status, last line on stderr) in a
-    child forked from this process, which has torch and Lightning imported already (a fresh
-    interpreter spends ~10 s importing them). Its stderr goes to the file `stderr`; it computes
-    on one thread, since a forked child entering its parent's OpenMP pool hangs."""
-    process = multiprocessing.get_context("fork").Process(target=train_py_main, args=(args, stderr))
+def forked_train_py(args: list[str], stderr: Path, script: str = "train.py") -> multiprocessing.Process:
+    """`python train.py <args>` (or another `script` of the repository: its `__main__` block, exit
+    status, last line on stderr) in a child forked from this process, which has torch and
+    Lightning imported already (a fresh interpreter spends ~10 s importing them). Its stderr goes
+    to the file `stderr`; it computes on one thread, since a forked child entering its parent's
+    OpenMP pool hangs."""
+    process = multiprocessing.get_context("fork").Process(target=script_main, args=(script, args, stderr))
     process.start()
     return process

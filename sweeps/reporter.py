@@ -1,0 +1,76 @@
+"""The Trainer plug-in a sweep adds to each trial: it reports the objective to Optuna and prunes."""
+
+import logging
+import time
+from pathlib import Path
+
+import optuna
+from lightning import Callback, LightningModule, Trainer
+
+from core.batches import num_texts
+from core.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+class TrialReporter(Callback):
+    """Reports the objective to the trial at every validation, at the number of training texts
+    seen so far as the step, so trials with different batch sizes are compared after the same
+    data; raises `optuna.TrialPruned` when the pruner says so (Lightning tears the run down: no
+    test, no export). Its count of texts is saved in checkpoints, so a resumed trial reports on
+    the same scale. Single-device trials only: a sweep runs trials side by side instead."""
+
+    def __init__(self, trial: optuna.Trial, objective: str, maximize: bool, prune: bool = True):
+        self.trial, self.objective, self.maximize, self.prune = trial, objective, maximize, prune
+        self.texts = 0
+        self.best: float | None = None
+        self.pruned_at: int | None = None
+        self.started = time.perf_counter()
+        self.first_step_s: float | None = None
+        self.run_dir: Path | None = None
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.run_dir = Path(trainer.log_dir or trainer.default_root_dir)
+        self.trial.set_user_attr("run_dir", str(self.run_dir))  # where a retry finds last.ckpt
+
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch, batch_idx: int
+    ) -> None:
+        if self.first_step_s is None:
+            self.first_step_s = time.perf_counter() - self.started
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx
+    ) -> None:
+        self.texts += num_texts(batch)
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.objective)
+        if value is None:
+            logged = sorted(k for k in trainer.callback_metrics if k.startswith("val/"))
+            raise UserError(
+                f"sweep objective {self.objective!r} was not logged: the task logs "
+                f"{', '.join(logged) or 'no validation metric'}"
+            )
+        value = float(value)
+        if self.best is None or (value > self.best if self.maximize else value < self.best):
+            self.best = value
+        self.trial.report(value, self.texts)
+        if self.prune and self.trial.should_prune():
+            self.pruned_at = self.texts
+            log.info(
+                "trial %d pruned after %d training texts: %s %.4f",
+                self.trial.number,
+                self.texts,
+                self.objective,
+                value,
+            )
+            raise optuna.TrialPruned(f"{self.objective} {value:.4f} after {self.texts} training texts")
+
+    def state_dict(self) -> dict:
+        return {"texts": self.texts, "best": self.best}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.texts, self.best = state_dict["texts"], state_dict["best"]
