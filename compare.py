@@ -3,7 +3,8 @@
 Reads only what training already writes, nothing guessed from the task: each run's `config.yaml`,
 `hparams.yaml` (the metric its best checkpoint monitored and whether higher or lower is better),
 TensorBoard event files (the monitored curve, the `hp/test_*` metrics of the best checkpoint) and
-checkpoints. A run is a folder holding a `config.yaml` (logs/<task>/<name>/version_N/).
+checkpoints, and for a sweep's trials their `trial.yaml` (state and parameters). A run is a folder
+holding a `config.yaml` (logs/<task>/<name>/version_N/, logs/sweeps/<name>/trial_NNN/version_0/).
 """
 
 import argparse
@@ -11,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from core.events import run_events, scalars
 from core.figures import comparison_figure, save_figure
 
 
@@ -30,12 +31,7 @@ class Run:
     peak_gpu_mb: float | None
     checkpoint_mb: float | None
     curve: list[tuple[int, float]]
-
-
-def scalars(events: EventAccumulator, tag: str) -> list[tuple[int, float]]:
-    if tag not in events.Tags()["scalars"]:
-        return []
-    return [(e.step, e.value) for e in events.Scalars(tag)]
+    trial_state: str | None = None  # a sweep's trial: COMPLETE, PRUNED, INTERRUPTED, FAIL
 
 
 def short_name(backbone: str) -> str:
@@ -50,8 +46,7 @@ def read_run(folder: Path, root: Path) -> Run:
     hparams_file = folder / "hparams.yaml"
     hparams = yaml.safe_load(hparams_file.read_text()) if hparams_file.is_file() else {}
     monitor, mode = hparams.get("monitor"), hparams.get("monitor_mode")
-    events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
-    events.Reload()
+    events = run_events(folder)
     curve = scalars(events, monitor) if monitor else []
     values = [v for _, v in curve]
     test = {tag.removeprefix("hp/test_"): events.Scalars(tag)[-1].value
@@ -60,6 +55,7 @@ def read_run(folder: Path, root: Path) -> Run:
     memory = [v for _, v in scalars(events, "memory/peak_gpu_mb")]
     trainable = [v for _, v in scalars(events, "params/trainable")]
     checkpoints = list((folder / "checkpoints").glob("*.ckpt")) if (folder / "checkpoints").is_dir() else []
+    trial = yaml.safe_load((folder / "trial.yaml").read_text()) if (folder / "trial.yaml").is_file() else {}
     return Run(
         name=str(folder.relative_to(root)),
         backbone=short_name(model["backbone"]),
@@ -73,6 +69,7 @@ def read_run(folder: Path, root: Path) -> Run:
         peak_gpu_mb=max(memory) if memory else None,
         checkpoint_mb=max(p.stat().st_size for p in checkpoints) / 2**20 if checkpoints else None,
         curve=curve,
+        trial_state=trial.get("state"),
     )
 
 
@@ -83,13 +80,16 @@ def cell(value, fmt: str) -> str:
 def markdown(runs: list[Run]) -> str:
     """One row per run; one test column per metric any run recorded, '-' where a run lacks it."""
     tests = sorted({name for r in runs for name in r.test})
-    header = ["run", "backbone", "method", "trainable params", "best val", *(f"test {t}" for t in tests),
-              "epoch time (s)", "peak GPU memory (MB)", "checkpoint (MB)"]
+    trials = any(r.trial_state for r in runs)  # a sweep's folder: each trial's state
+    header = ["run", *(["trial state"] if trials else []), "backbone", "method", "trainable params",
+              "best val", *(f"test {t}" for t in tests), "epoch time (s)", "peak GPU memory (MB)",
+              "checkpoint (MB)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in runs:
         method = f"LoRA r={r.lora_r}" if r.lora_r else "full"
         best = f"{r.monitor} {cell(r.best_val, '.4f')} ({r.mode})" if r.monitor else "-"
-        row = [r.name, r.backbone, method, cell(r.trainable_params, ","), best,
+        row = [r.name, *([r.trial_state or "-"] if trials else []), r.backbone, method,
+               cell(r.trainable_params, ","), best,
                *(cell(r.test.get(t), ".4f") for t in tests),
                cell(r.epoch_s, ".1f"), cell(r.peak_gpu_mb, ".0f"), cell(r.checkpoint_mb, ".2f")]
         lines.append("| " + " | ".join(row) + " |")

@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Optional
 
 import torch
 import yaml
@@ -18,7 +19,10 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from core.errors import UserError, at_least, check, exit_on_user_error
 from plugins.checkpoint_io import checked_checkpoint
+from plugins.export import HFExport
 from plugins.hparams import key_hparams, result_metrics
+from plugins.hub import check_hub_push, push_export
+from plugins.model_card import write_model_cards
 
 ROOT = Path(__file__).resolve().parent
 DEFAULTS = ROOT / "configs" / "defaults.yaml"
@@ -32,6 +36,12 @@ class CLI(LightningCLI):
                               apply_on="instantiate")
         parser.add_argument("--test_after_fit", type=bool, default=True,
                             help="after fit, test the best checkpoint and log it with the hparams")
+        parser.add_argument("--push_to_hub", type=Optional[str], default=None,
+                            help="after fit, upload the export (hf_model/, with its model card) to this "
+                                 "hub repo id, and a LoRA run's adapter/ to <repo id>-adapter; checked "
+                                 "before training")
+        parser.add_argument("--hub_private", type=bool, default=True,
+                            help="make the --push_to_hub repository private")
 
     def parse_arguments(self, parser, args) -> None:
         """`fit --ckpt_path last` means the newest last.ckpt among this config's runs; a checkpoint
@@ -71,11 +81,30 @@ class CLI(LightningCLI):
             trainer.logger.log_hyperparams(key_hparams(self.config.fit, trainer),
                                            result_metrics(trainer, self.model, test, wall_time))
             trainer.logger.save()
+        self.publish_export()
+
+    def publish_export(self) -> None:
+        """The export's model card, from what the run recorded (so after the test above), and
+        the push to the hub where `--push_to_hub` asks for it."""
+        trainer, config = self.trainer, self.config.fit
+        export = next((c for c in trainer.callbacks if isinstance(c, HFExport)), None)
+        if export is None or trainer.logger is None:
+            return
+        run_dir = Path(trainer.log_dir)  # a collective under DDP: every process asks
+        if not trainer.is_global_zero:
+            return
+        folders = [run_dir / name for name in (export.dirname, export.adapter_dirname)
+                   if (run_dir / name).is_dir()]
+        write_model_cards(run_dir, config, trainer, self.model, folders, config.push_to_hub)
+        if config.push_to_hub:
+            push_export(config.push_to_hub, config.hub_private, folders)
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         if self.subcommand == "fit" and config.ckpt_path:
             self.resume_in_run_folder(config)
+        if self.subcommand == "fit" and config.push_to_hub:
+            check_hub_push(config.push_to_hub)
         self.fall_back_to_cpu(config.trainer)
         self.drop_callbacks_switched_off(config.trainer)
         follow_task_monitor(config)

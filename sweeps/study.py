@@ -110,14 +110,17 @@ def open_study(sweep: Sweep, seeds: bool = False, db: RDBStorage | None = None) 
 
 class StopRequest:
     """SIGTERM between trials (during a fit Lightning checkpoints and stops the trial as well):
-    no new trial starts."""
+    no new trial starts. The previous handler comes back with `restore`."""
 
     def __init__(self):
         self.requested = False
-        signal.signal(signal.SIGTERM, self.request)
+        self.previous = signal.signal(signal.SIGTERM, self.request)
 
     def request(self, signum, frame) -> None:
         self.requested = True
+
+    def restore(self) -> None:
+        signal.signal(signal.SIGTERM, self.previous)
 
 
 def counts(study: optuna.Study) -> dict[TrialState, int]:
@@ -218,9 +221,12 @@ def seed_configs(sweep: Sweep, study: optuna.Study) -> dict[str, dict]:
 def work(sweep: Sweep, db: RDBStorage, deadline: float | None) -> tuple[optuna.Study, optuna.Study | None]:
     """What one worker does: search, then (once the search is done everywhere) the seed runs."""
     stop = StopRequest()
-    study = open_study(sweep, db=db)
-    done = search(sweep, study, stop, deadline)
-    seeds = seed_runs(sweep, study, db, stop) if done and sweep.seeds and not stop.requested else None
+    try:
+        study = open_study(sweep, db=db)
+        done = search(sweep, study, stop, deadline)
+        seeds = seed_runs(sweep, study, db, stop) if done and sweep.seeds and not stop.requested else None
+    finally:
+        stop.restore()
     if stop.requested:
         raise TrialInterrupted("SIGTERM")
     return study, seeds

@@ -21,9 +21,9 @@ from optuna.trial import TrialState
 import sweep as sweep_py
 from compare import compare
 from core.errors import UserError
-from sweeps.spec import check_sweep, load
+from sweeps.spec import check_sweep, load, parser
 from sweeps.study import open_study
-from tests.helpers import QUICKSTART, forked_train_py, one_thread
+from tests.helpers import CONFIGS, QUICKSTART, ROOT, forked_train_py, one_thread
 from train import parsed_fit_config
 
 LR = "model.init_args.learning_rate"
@@ -111,7 +111,8 @@ def test_sweep_writes_every_artifact_and_resumes_without_repeating(tiny_bert, tm
     sessions = list((folder / "hparams").glob("*/trial_*/events.out.tfevents.*"))
     assert len(sessions) == 5  # the HPARAMS tab: every search trial and seed run
     runs = compare(folder)
-    assert len(runs) == 5 and all(r.monitor == "val/acc" for r in runs)
+    assert len(runs) == 5 and all(r.monitor == "val/acc" and r.trial_state == "COMPLETE" for r in runs)
+    assert "| trial state |" in (folder / "report.md").read_text()
 
     assert sweep_py.main(args) == 0  # run again: nothing to do
     assert len(trials(args)) == 3 and len(trials(args, seeds=True)) == 2
@@ -172,6 +173,23 @@ def test_a_bad_sweep_file_is_one_line_naming_what_is_wrong(change, message, tmp_
     with pytest.raises(UserError) as caught:
         check_sweep(load(sweep_file(tmp_path, "minilm", **change)))
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("path", sorted((CONFIGS / "sweeps").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_sweep_file_passes_its_checks(path, monkeypatch):
+    monkeypatch.chdir(ROOT)  # their configs are named from the repository's root, as users run them
+    sweep = load(["--config", str(path)])
+    check_sweep(sweep)
+    assert sweep.name == path.stem and sweep.seeds
+
+
+def test_help_lists_every_option_with_its_meaning():
+    text = " ".join(parser().format_help().split())
+    for option, meaning in (("--trials", "trials to finish (complete or pruned)"),
+                            ("--storage", "postgresql://user@host/db"), ("--workers", "one per GPU"),
+                            ("--pruner", "median, successive_halving, hyperband or none"),
+                            ("--seeds", "with each of these seeds")):
+        assert option in text and meaning in text, option
 
 
 def test_an_unknown_sweep_option_is_one_line(tmp_path):
