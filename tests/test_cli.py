@@ -24,7 +24,7 @@ from tests.helpers import CONFIGS, QUICKSTART, checkpoint_weights, quick_args
 from train import main
 
 TASK_CONFIGS = sorted(str(p.relative_to(CONFIGS)) for p in CONFIGS.rglob("*.yaml")
-                      if p.name != "defaults.yaml" and p.parent.name != "overlays")
+                      if p.name != "defaults.yaml" and p.parent.name not in ("overlays", "sweeps"))
 OVERLAYS = sorted(p.stem for p in (CONFIGS / "overlays").glob("*.yaml"))
 
 
