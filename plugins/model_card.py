@@ -37,6 +37,13 @@ def dataset_of(data_hparams) -> tuple[str | None, str]:
     return None, "generated reviews (datamodules/synthetic.py)"
 
 
+def run_name(run_dir: Path) -> str:
+    """The run folder's path under logs/ (or its last two parts), as one name: imdb-distilbert-version_0."""
+    parts = run_dir.resolve().parts
+    under_logs = parts[len(parts) - parts[::-1].index("logs"):] if "logs" in parts else ()
+    return "-".join(under_logs or parts[-2:])
+
+
 def validation_rows(events, metrics: list[str], steps_per_epoch: int | None) -> list[list[str]]:
     """One row per validation, as the run logged it: the training loss last logged by then."""
     train_loss = scalars(events, "train/loss")
@@ -124,7 +131,7 @@ def write_model_cards(run_dir: Path, config, trainer: Trainer, module: Lightning
     task = "fill-mask" if mlm else "text-classification"
     total, trainable = parameter_counts(module)
     lora = config.model.init_args.get("lora")
-    name = repo_id.split("/")[-1] if repo_id else run_dir.parent.name.replace("/", "-") + f"-{run_dir.name}"
+    name = repo_id.split("/")[-1] if repo_id else run_name(run_dir)
     batches = trainer.num_training_batches
     steps_per_epoch = math.ceil(batches / trainer.accumulate_grad_batches) if math.isfinite(batches) else None
     rows = validation_rows(events, metrics, steps_per_epoch)
@@ -183,9 +190,9 @@ def card_text(name, base, dataset_name, task, mlm, lora, config, trainable, tota
     header = ["Training Loss", "Epoch", "Step", "Validation Loss", *(COLUMNS[m] for m in metrics)]
     lines += ["", "### Training results", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    configs = " ".join(f"--config {path}" for path in config.get("config") or [])
-    lines += ["", "### Reproduce", "", "```bash", f"python train.py fit {configs}".rstrip(),
-              "# or exactly this run's resolved options:",
+    recipe = ", ".join(str(path) for path in config.get("config") or []) or "no config file"
+    lines += ["", "### Reproduce", "", "```bash",
+              f"# every option of this run, resolved (its recipe: {recipe}, and the options given beside it)",
               f"python train.py fit --config {folder.parent / 'config.yaml'}", "```", "",
               "### Framework versions", ""]
     lines += [f"- {package}: {importlib.metadata.version(package)}" for package in FRAMEWORKS]

@@ -103,7 +103,8 @@ def pruning_note(rows: list[dict]) -> str:
         typical = statistics.median(complete)
         saved = sum(max(0.0, typical - s) for s in pruned)
         lines.append(
-            f"Pruning saved about {saved:.0f} s: {len(pruned)} pruned trials ran {sum(pruned):.0f} s "
+            f"Pruning saved about {saved:.0f} s: {len(pruned)} pruned trial{'s' if len(pruned) > 1 else ''} "
+            f"ran {sum(pruned):.0f} s "
             f"where complete trials took a median {typical:.0f} s each."
         )
     if overhead:

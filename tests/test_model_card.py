@@ -11,6 +11,7 @@ from huggingface_hub import ModelCard
 from core.errors import UserError
 from core.events import run_events, scalars
 from datamodules.synthetic import generate
+from plugins.model_card import run_name
 from tests.helpers import MLM, quick_args
 from train import main
 
@@ -50,7 +51,15 @@ def test_a_classification_card_holds_the_runs_own_results(trained_runs):
     assert "- learning_rate: 0.001" in found.text and "- train_batch_size: 16" in found.text
     assert "betas=(0.9, 0.999)" in found.text and "weight decay 0.01 and 0" in found.text
     assert f"pipeline(\"text-classification\", model=\"{run / 'hf_model'}\")" in found.text
-    assert "- transformers: " in found.text and "--config " in found.text
+    assert "- transformers: " in found.text
+    assert f"python train.py fit --config {run / 'config.yaml'}\n" in found.text
+
+
+def test_a_card_is_named_after_the_run_folder_under_logs():
+    assert run_name(Path("logs/imdb/distilbert/version_0")) == "imdb-distilbert-version_0"
+    assert run_name(Path("logs/sweeps/imdb/seeds/trial_005/seed_1/version_0")) == \
+        "sweeps-imdb-seeds-trial_005-seed_1-version_0"
+    assert run_name(Path("/elsewhere/runs/version_3")) == "runs-version_3"
 
 
 def test_a_lora_run_gets_a_card_for_the_merged_model_and_one_for_the_adapter(trained_runs):
@@ -78,7 +87,8 @@ def test_an_mlm_card_reports_the_best_validation_perplexity(tiny_bert, tmp_path)
     assert found.data.pipeline_tag == "fill-mask" and "masked-lm" in found.data.tags
     results = {r.metric_type: r.metric_value for r in found.data.eval_results}
     best = logged(run, "hp/best_val_perplexity")
-    assert results["perplexity"] == best and {r.dataset_split for r in found.data.eval_results} == {"validation"}
+    assert results["perplexity"] == best
+    assert {r.dataset_split for r in found.data.eval_results} == {"validation"}
     assert len(table_rows(found.text)) == len(scalars(run_events(run), "val/perplexity")) == 2
     assert "local data (corpus)" in found.text
 
