@@ -2,9 +2,11 @@
 one attention call, MiniLM's 12 heads of 32), on batches whose texts have the lengths of real ones:
 one SDPA call per text, or one call over a padded view of the batch. `lightning_modules.
 attention_kernels.layout` picks between them from the batch's shape by the padding work it would
-add; this table is where its threshold (`PADDED_VIEW_MAX_WORK`) comes from.
+add; this table is where its threshold (`PADDED_VIEW_MAX_WORK`) comes from, and with `--dropout
+0.1` (training) the reason it takes one call per text under attention dropout on the CPU.
 
     python benchmarks/attention_layouts.py --data_dir ../shared/data
+    python benchmarks/attention_layouts.py --data_dir ../shared/data --dropout 0.1
 """
 
 import random
@@ -37,14 +39,14 @@ def text_lengths(data_dir: str, tokenizer_dir: str, count: int) -> dict[str, lis
     return found
 
 
-def time_layout(name: str, lengths: list[int], repeats: int) -> float:
+def time_layout(name: str, lengths: list[int], repeats: int, dropout: float) -> float:
     """Median seconds of forward + backward of one attention call in layout `name`."""
     bounds = [0, *torch.tensor(lengths).cumsum(0).tolist()]
     q, k, v = (torch.randn(1, HEADS, bounds[-1], HEAD_DIM, requires_grad=True) for _ in range(3))
     seconds = []
     for _ in range(repeats + 1):  # the first warms up
         with Timer(torch.device("cpu")) as timer:
-            LAYOUTS[name](q, k, v, bounds, 0.0, None).sum().backward()
+            LAYOUTS[name](q, k, v, bounds, dropout, None).sum().backward()
         seconds.append(timer.seconds)
     return statistics.median(seconds[1:])
 
@@ -55,6 +57,8 @@ def main() -> None:
     options.add_argument("--texts", type=int, default=400, help="real texts per dataset, for their lengths")
     options.add_argument("--batches", type=int, default=6, help="batches timed per dataset")
     options.add_argument("--repeats", type=int, default=5)
+    options.add_argument("--dropout", type=float, default=0.0,
+                         help="attention dropout: 0 as in evaluation, BERT's 0.1 as in training")
     args = options.parse_args()
     rng = random.Random(args.seed)
     rows, results = [], []
@@ -62,15 +66,15 @@ def main() -> None:
         for _ in range(args.batches):
             batch = rng.sample(lengths, args.batch_size)
             work = args.batch_size * max(batch) ** 2 / sum(n * n for n in batch)
-            times = {name: time_layout(name, batch, args.repeats) for name in LAYOUTS}
-            fastest = min(times, key=times.get)
+            times = {name: time_layout(name, batch, args.repeats, args.dropout) for name in LAYOUTS}
+            fastest, chosen = min(times, key=times.get), layout(batch, cpu_dropout=args.dropout > 0)
             results.append({"data": dataset, "lengths": batch, "padding_work": round(work, 2),
                             **{f"{name} ms": round(1000 * s, 2) for name, s in times.items()},
-                            "fastest": fastest, "chosen": layout(batch)})
+                            "fastest": fastest, "chosen": chosen})
             rows.append([dataset, f"{min(batch)}-{max(batch)}", f"{work:.2f}x",
-                         *(f"{1000 * times[name]:.2f}" for name in LAYOUTS), fastest, layout(batch)])
+                         *(f"{1000 * times[name]:.2f}" for name in LAYOUTS), fastest, chosen])
     print(f"\nbatch {args.batch_size}, {HEADS} heads of {HEAD_DIM}, fp32, forward + backward, on "
-          f"{machine()}; padded view chosen up to {PADDED_VIEW_MAX_WORK}x the attention work\n")
+          f"{machine()}, attention dropout {args.dropout}; padded view chosen up to {PADDED_VIEW_MAX_WORK}x the attention work (per text always under dropout)\n")
     print(table(["data", "lengths", "padded work / real", *(f"{n} (ms)" for n in LAYOUTS), "fastest",
                  "chosen"], rows))
     right = sum(r["fastest"] == r["chosen"] for r in results)

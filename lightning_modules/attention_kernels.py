@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -80,11 +81,38 @@ def choose(device_type: str, capability: tuple[int, int] | None, dtype: torch.dt
     return kernels[0], "supported"
 
 
+DROPOUT_BITS = 16  # the CPU's attention-dropout rate is a multiple of 2^-16 (0.1 -> 0.1000061)
+
+
+def keep_mask(shape: tuple[int, ...], dropout: float) -> torch.Tensor:
+    """Which attention probabilities dropout keeps, each dropped with probability `dropout` rounded
+    to a multiple of 2^-16: 16-bit draws of numpy's PCG64, seeded from torch's generator (so
+    `seed_everything` governs them), about 4.5x faster on the CPU than torch's `bernoulli_`."""
+    seed = int(torch.randint(2**62, (), dtype=torch.int64))
+    bits = np.random.Generator(np.random.PCG64(seed)).integers(0, 2**DROPOUT_BITS, size=shape, dtype=np.uint16)
+    return torch.from_numpy(bits >= round(dropout * 2**DROPOUT_BITS))
+
+
+def sdpa(query, key, value, attn_mask, dropout: float, scaling):
+    """F.scaled_dot_product_attention, except under attention dropout on the CPU: there SDPA leaves
+    its fused kernel for a math path whose `bernoulli_` costs more than the attention itself, so the
+    same math runs here with `keep_mask`'s dropout (1.5-1.8x faster forward and backward)."""
+    if not dropout or query.device.type != "cpu":
+        return F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask, dropout_p=dropout,
+                                              scale=scaling)
+    scale = query.shape[-1] ** -0.5 if scaling is None else scaling
+    scores = (query * scale) @ key.transpose(-1, -2)
+    if attn_mask is not None:
+        scores.masked_fill_(~attn_mask, float("-inf"))
+    probs = torch.where(keep_mask(scores.shape, dropout), scores.softmax(-1), 0.0)
+    rate = round(dropout * 2**DROPOUT_BITS) / 2**DROPOUT_BITS
+    return probs @ (value / (1 - rate))
+
+
 def per_text_sdpa(query, key, value, bounds: list[int], dropout: float, scaling):
     """Exact attention, one SDPA call per text: [1, H, T, D] in, [T, H, D] out."""
     outputs = [
-        F.scaled_dot_product_attention(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e],
-                                       dropout_p=dropout, scale=scaling)
+        sdpa(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e], None, dropout, scaling)
         for s, e in zip(bounds[:-1], bounds[1:]) if e > s
     ]
     return torch.cat(outputs, dim=2)[0].transpose(0, 1)
@@ -100,8 +128,7 @@ def padded_view_sdpa(query, key, value, bounds: list[int], dropout: float, scali
     real = offsets < lengths[:, None]  # [texts, longest]: row-major order is the packed order
     index = (starts[:, None] + offsets).clamp(max=query.shape[2] - 1)
     q, k, v = (t[0][:, index].transpose(0, 1) for t in (query, key, value))  # [texts, H, longest, D]
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=real[:, None, None, :], dropout_p=dropout,
-                                         scale=scaling)
+    out = sdpa(q, k, v, real[:, None, None, :], dropout, scaling)
     return out.transpose(1, 2)[real]
 
 
@@ -110,11 +137,15 @@ def padded_view_sdpa(query, key, value, bounds: list[int], dropout: float, scali
 PADDED_VIEW_MAX_WORK = 1.5
 
 
-def layout(lengths: list[int]) -> str:
+def layout(lengths: list[int], cpu_dropout: bool = False) -> str:
     """The exact attention layout for texts of these lengths, a pure function of shapes: one
     padded call ("padded view") unless padding to the longest text would cost more attention work
-    than `PADDED_VIEW_MAX_WORK` times the texts' own, then one call per text ("per text")."""
+    than `PADDED_VIEW_MAX_WORK` times the texts' own, then one call per text ("per text"). Under
+    attention dropout on the CPU (training), per text always: there it measured faster even on
+    texts of equal lengths (`sdpa`'s math path gains nothing from one large call)."""
     lengths = [n for n in lengths if n]
+    if cpu_dropout:
+        return "per text"
     padded_work = len(lengths) * max(lengths) ** 2
     return "padded view" if padded_work <= PADDED_VIEW_MAX_WORK * sum(n * n for n in lengths) else "per text"
 
@@ -128,7 +159,8 @@ def exact_attention(query, key, value, cu_seq_lens: torch.Tensor, dropout: float
     """Exact attention within each packed text on any device, dtype and head size, [1, H, T, D] in,
     [T, H, D] out, in the layout `layout` picks for the batch (or `chosen`)."""
     bounds = cu_seq_lens.tolist()
-    name = chosen or layout([e - s for s, e in zip(bounds[:-1], bounds[1:])])
+    name = chosen or layout([e - s for s, e in zip(bounds[:-1], bounds[1:])],
+                            cpu_dropout=bool(dropout) and query.device.type == "cpu")
     return LAYOUTS[name](query, key, value, bounds, dropout, scaling)
 
 

@@ -100,3 +100,43 @@ def test_a_kernel_that_passes_its_check_runs_every_packed_attention(offered, tin
         torch.testing.assert_close(module(packed), module(padded), rtol=1e-5, atol=1e-5)
     layers = module.model.config.num_hidden_layers
     assert len(calls) == 1 + layers  # the check, then each layer
+
+
+def test_attention_dropout_on_the_cpu_drops_at_its_rate_and_follows_the_seed():
+    torch.manual_seed(0)
+    kept = attention_kernels.keep_mask((1000, 1000), 0.1)
+    assert abs((1 - kept.float().mean().item()) - 0.1) < 1.5e-3  # 5 standard errors of 1e6 draws
+    torch.manual_seed(0)
+    assert torch.equal(attention_kernels.keep_mask((1000, 1000), 0.1), kept)
+    assert not torch.equal(attention_kernels.keep_mask((1000, 1000), 0.1), kept)
+
+
+def test_attention_dropout_on_the_cpu_is_the_math_of_sdpa_with_its_mask():
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 7, 8, requires_grad=True) for _ in range(3))
+    real = torch.tensor([[True] * 7, [True] * 4 + [False] * 3])[:, None, None, :]
+    state = torch.get_rng_state()
+    out = attention_kernels.sdpa(q, k, v, real, 0.25, None)
+    torch.set_rng_state(state)
+    kept = attention_kernels.keep_mask((2, 3, 7, 7), 0.25)
+    assert kept.any() and not kept.all()
+    scores = (q @ k.transpose(-1, -2) / 8**0.5).masked_fill(~real, float("-inf"))
+    expected = (scores.softmax(-1) * kept / 0.75) @ v
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
+    grads = torch.autograd.grad(out.square().sum(), (q, k, v))
+    for a, b in zip(grads, torch.autograd.grad(expected.square().sum(), (q, k, v)), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("layout", list(attention_kernels.LAYOUTS))
+def test_under_attention_dropout_a_packed_text_attends_only_to_itself(layout):
+    torch.manual_seed(0)
+    bounds = [0, 5, 17, 18]
+    q, k, v = (torch.randn(1, 2, 18, 8) for _ in range(3))
+    other = v.clone()
+    other[:, :, 5:] += 1.0  # the second and third texts' values change
+    first = []
+    for values in (v, other):
+        torch.manual_seed(1)
+        first.append(attention_kernels.LAYOUTS[layout](q, k, values, bounds, 0.3, None)[:5])
+    torch.testing.assert_close(first[0], first[1], rtol=0, atol=0)

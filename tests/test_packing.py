@@ -83,7 +83,7 @@ BATCHES = ["one text", "equal lengths", "very unequal lengths", "a text of one t
 @pytest.fixture(params=list(attention_kernels.LAYOUTS))
 def forced_layout(request, monkeypatch) -> str:
     """Every packed batch of the test takes this exact attention layout, whatever its shape."""
-    monkeypatch.setattr(attention_kernels, "layout", lambda lengths: request.param)
+    monkeypatch.setattr(attention_kernels, "layout", lambda lengths, cpu_dropout=False: request.param)
     return request.param
 
 
@@ -117,6 +117,7 @@ def test_the_layout_pads_only_where_it_adds_little_attention_work():
     assert attention_kernels.layout([40, 50, 60, 0]) == "padded view"  # an empty closing segment
     assert attention_kernels.layout([512, *[20] * 15]) == "per text"
     assert attention_kernels.layout([7]) == "padded view"
+    assert attention_kernels.layout([128] * 16, cpu_dropout=True) == "per text"
 
 
 def test_a_packed_fit_learns(tiny_bert, tmp_path, forced_layout):
