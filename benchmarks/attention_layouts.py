@@ -74,7 +74,8 @@ def main() -> None:
             rows.append([dataset, f"{min(batch)}-{max(batch)}", f"{work:.2f}x",
                          *(f"{1000 * times[name]:.2f}" for name in LAYOUTS), fastest, chosen])
     print(f"\nbatch {args.batch_size}, {HEADS} heads of {HEAD_DIM}, fp32, forward + backward, on "
-          f"{machine()}, attention dropout {args.dropout}; padded view chosen up to {PADDED_VIEW_MAX_WORK}x the attention work (per text always under dropout)\n")
+          f"{machine()}, attention dropout {args.dropout}; padded view chosen up to "
+          f"{PADDED_VIEW_MAX_WORK}x the attention work (per text always under dropout)\n")
     print(table(["data", "lengths", "padded work / real", *(f"{n} (ms)" for n in LAYOUTS), "fastest",
                  "chosen"], rows))
     right = sum(r["fastest"] == r["chosen"] for r in results)
