@@ -3,7 +3,8 @@ one attention call, MiniLM's 12 heads of 32), on batches whose texts have the le
 one SDPA call per text, or one call over a padded view of the batch. `lightning_modules.
 attention_kernels.layout` picks between them from the batch's shape by the padding work it would
 add; this table is where its threshold (`PADDED_VIEW_MAX_WORK`) comes from, and with `--dropout
-0.1` (training) the reason it takes one call per text under attention dropout on the CPU.
+0.1` (training) the reason it takes one call per text under attention dropout on the CPU unless
+every text is short.
 
     python benchmarks/attention_layouts.py --data_dir ../shared/data
     python benchmarks/attention_layouts.py --data_dir ../shared/data --dropout 0.1
@@ -75,7 +76,7 @@ def main() -> None:
                          *(f"{1000 * times[name]:.2f}" for name in LAYOUTS), fastest, chosen])
     print(f"\nbatch {args.batch_size}, {HEADS} heads of {HEAD_DIM}, fp32, forward + backward, on "
           f"{machine()}, attention dropout {args.dropout}; padded view chosen up to "
-          f"{PADDED_VIEW_MAX_WORK}x the attention work (per text always under dropout)\n")
+          f"{PADDED_VIEW_MAX_WORK}x the attention work (under dropout: per text unless all are short)\n")
     print(table(["data", "lengths", "padded work / real", *(f"{n} (ms)" for n in LAYOUTS), "fastest",
                  "chosen"], rows))
     right = sum(r["fastest"] == r["chosen"] for r in results)

@@ -137,17 +137,21 @@ def padded_view_sdpa(query, key, value, bounds: list[int], dropout: float, scali
 # attention work a padded view may add before one call per text is cheaper (measured on the CPU,
 # benchmarks/attention_layouts.py)
 PADDED_VIEW_MAX_WORK = 1.5
+# under attention dropout on the CPU: the longest text up to which one padded call is cheaper
+# (the per-call overhead of many short texts outweighs their padding)
+DROPOUT_PADDED_VIEW_MAX_LENGTH = 64
 
 
 def layout(lengths: list[int], cpu_dropout: bool = False) -> str:
     """The exact attention layout for texts of these lengths, a pure function of shapes: one
     padded call ("padded view") unless padding to the longest text would cost more attention work
     than `PADDED_VIEW_MAX_WORK` times the texts' own, then one call per text ("per text"). Under
-    attention dropout on the CPU (training), per text always: there it measured faster even on
-    texts of equal lengths (`sdpa`'s math path gains nothing from one large call)."""
+    attention dropout on the CPU (training), per text unless every text is short: there `sdpa`'s
+    math path gains nothing from one large call, and per text measured faster even on texts of
+    equal lengths of 128 tokens."""
     lengths = [n for n in lengths if n]
     if cpu_dropout:
-        return "per text"
+        return "padded view" if max(lengths) <= DROPOUT_PADDED_VIEW_MAX_LENGTH else "per text"
     padded_work = len(lengths) * max(lengths) ** 2
     return "padded view" if padded_work <= PADDED_VIEW_MAX_WORK * sum(n * n for n in lengths) else "per text"
 

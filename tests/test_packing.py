@@ -118,6 +118,7 @@ def test_the_layout_pads_only_where_it_adds_little_attention_work():
     assert attention_kernels.layout([512, *[20] * 15]) == "per text"
     assert attention_kernels.layout([7]) == "padded view"
     assert attention_kernels.layout([128] * 16, cpu_dropout=True) == "per text"
+    assert attention_kernels.layout([12, 40, 64], cpu_dropout=True) == "padded view"
 
 
 def test_a_packed_fit_learns(tiny_bert, tmp_path, forced_layout):
