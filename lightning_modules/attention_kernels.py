@@ -84,6 +84,16 @@ def choose(device_type: str, capability: tuple[int, int] | None, dtype: torch.dt
 DROPOUT_BITS = 16  # the CPU's attention-dropout rate is a multiple of 2^-16 (0.1 -> 0.1000061)
 
 
+def cpu_dropout(query: torch.Tensor, dropout: float) -> bool:
+    """Whether this attention takes `sdpa`'s own dropout path (and `layout`'s rule for it)."""
+    return bool(dropout) and query.device.type == "cpu"
+
+
+def dropped_of(dropout: float) -> int:
+    """How many of the 2^16 values of a draw drop a probability: the rate `keep_mask` applies."""
+    return round(dropout * 2**DROPOUT_BITS)
+
+
 def keep_mask(shape: tuple[int, ...], dropout: float) -> torch.Tensor:
     """Which attention probabilities dropout keeps, each dropped with probability `dropout` rounded
     to a multiple of 2^-16: 16-bit draws of numpy's PCG64, seeded from torch's generator (so
@@ -91,7 +101,7 @@ def keep_mask(shape: tuple[int, ...], dropout: float) -> torch.Tensor:
     seed = int(torch.randint(2**62, (), dtype=torch.int64))
     generator = np.random.Generator(np.random.PCG64(seed))
     bits = generator.integers(0, 2**DROPOUT_BITS, size=shape, dtype=np.uint16)
-    return torch.from_numpy(bits >= round(dropout * 2**DROPOUT_BITS))
+    return torch.from_numpy(bits >= dropped_of(dropout))
 
 
 def sdpa(query, key, value, attn_mask, dropout: float, scaling):
@@ -99,7 +109,7 @@ def sdpa(query, key, value, attn_mask, dropout: float, scaling):
     its fused kernel for a math path whose `bernoulli_` costs more than the attention itself, so the
     same math runs here with `keep_mask`'s dropout (about 1.6x faster forward and backward at 128 to
     512 tokens)."""
-    if not dropout or query.device.type != "cpu":
+    if not cpu_dropout(query, dropout):
         return F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask, dropout_p=dropout,
                                               scale=scaling)
     scale = query.shape[-1] ** -0.5 if scaling is None else scaling
@@ -107,8 +117,7 @@ def sdpa(query, key, value, attn_mask, dropout: float, scaling):
     if attn_mask is not None:
         scores.masked_fill_(~attn_mask, float("-inf"))
     probs = torch.where(keep_mask(scores.shape, dropout), scores.softmax(-1), 0.0)
-    rate = round(dropout * 2**DROPOUT_BITS) / 2**DROPOUT_BITS
-    return probs @ (value / (1 - rate))
+    return probs @ (value / (1 - dropped_of(dropout) / 2**DROPOUT_BITS))
 
 
 def per_text_sdpa(query, key, value, bounds: list[int], dropout: float, scaling):
@@ -166,7 +175,7 @@ def exact_attention(query, key, value, cu_seq_lens: torch.Tensor, dropout: float
     [T, H, D] out, in the layout `layout` picks for the batch (or `chosen`)."""
     bounds = cu_seq_lens.tolist()
     name = chosen or layout([e - s for s, e in zip(bounds[:-1], bounds[1:])],
-                            cpu_dropout=bool(dropout) and query.device.type == "cpu")
+                            cpu_dropout=cpu_dropout(query, dropout))
     return LAYOUTS[name](query, key, value, bounds, dropout, scaling)
 
 
