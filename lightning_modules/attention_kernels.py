@@ -3,9 +3,9 @@
 The varlen kernels (flash-attn's, else torch's own FlashAttention-2) need a CUDA GPU of compute
 capability 8.0 or newer (Ampere), 16-bit inputs and a head size that is a multiple of 8 up to
 256: TinyBERT's 26, a T4, a V100 or a GTX 1650 get the exact path instead, SDPA on each text in
-turn. The kernel chosen checks itself once per device, dtype and shape against the exact path on
-a tiny random batch; on an exception or a mismatch the run takes the exact path, with one warning
-that names the reason.
+turn. The kernel chosen checks itself once per device, dtype and shape, forward and backward,
+against SDPA in fp32 (`kernel_check`); on an exception or a mismatch the run takes the exact path,
+with one warning that names the reason.
 """
 
 import logging
@@ -17,11 +17,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lightning_modules.kernel_check import self_check
+
 log = logging.getLogger(__name__)
 
 HALF = (torch.float16, torch.bfloat16)
-TOLERANCE = 2e-2  # largest gap from exact attention a 16-bit kernel may show on the check batch
-CHECK_LENGTHS = (5, 17, 1)  # texts of the check batch: unequal, one of a single token
 
 
 @dataclass(frozen=True)
@@ -179,33 +179,6 @@ def exact_attention(query, key, value, cu_seq_lens: torch.Tensor, dropout: float
     return LAYOUTS[name](query, key, value, bounds, dropout, scaling)
 
 
-@torch.compiler.disable
-@torch.no_grad()
-def self_check(kernel: Kernel, device: torch.device, dtype: torch.dtype, heads: int,
-               head_dim: int) -> str | None:
-    """None when `kernel` matches the exact path (in fp32) on a tiny random batch of texts of unequal
-    length, on this device and dtype; otherwise what went wrong."""
-    generator = torch.Generator().manual_seed(0)
-    total = sum(CHECK_LENGTHS)
-    q, k, v = (torch.randn(1, heads, total, head_dim, generator=generator).to(device) for _ in range(3))
-    cu_seq_lens = torch.tensor([0, *torch.tensor(CHECK_LENGTHS).cumsum(0).tolist()], dtype=torch.int32,
-                               device=device)
-    with torch.autocast(device.type, enabled=False):
-        exact = exact_attention(q, k, v, cu_seq_lens, 0.0, None, chosen="per text")
-        try:
-            out = kernel.run(*(t.to(dtype)[0].transpose(0, 1) for t in (q, k, v)), cu_seq_lens,
-                             max(CHECK_LENGTHS), 0.0, None)
-        except Exception as err:  # a kernel that cannot run here fails in its own ways
-            message = str(err).strip().splitlines()
-            return f"it raised {type(err).__name__}: {message[0] if message else ''}"
-    if out.shape != exact.shape:
-        return f"it returned shape {tuple(out.shape)} for {tuple(exact.shape)}"
-    gap = (out.float() - exact).abs().max().item()
-    if not gap <= TOLERANCE:
-        return f"its output is {gap:.3g} from exact attention (tolerance {TOLERANCE})"
-    return None
-
-
 @cache
 def kernel_for(device: torch.device, dtype: torch.dtype, heads: int, head_dim: int) -> Kernel | None:
     """The varlen kernel packed attention uses here, checked once; None means the exact path."""
@@ -221,8 +194,8 @@ def kernel_for(device: torch.device, dtype: torch.dtype, heads: int, head_dim: i
         log.warning("packed attention: %s failed its check on %s in %s (%s); using exact per-text "
                     "attention (slower)", kernel.name, device, dtype, problem)
         return None
-    log.info("packed attention on %s in %s: %s (checked against exact attention)", device, dtype,
-             kernel.name)
+    log.info("packed attention on %s in %s: %s (checked forward and backward against SDPA)", device,
+             dtype, kernel.name)
     return kernel
 
 

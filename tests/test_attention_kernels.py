@@ -1,36 +1,94 @@
 """Which kernel packed attention uses, on every GPU our users have: the choice from capability,
 dtype and head size, and the once-per-shape check that sends a kernel that raises or computes
-wrongly to the exact path with one warning. On the CPU, with stand-in kernels."""
+wrongly, forward or backward, to the exact path with one warning. On the CPU, with stand-in
+kernels. Then the CPU's own attention dropout."""
+
+import re
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from datamodules.packing import rounding
 from lightning_modules import attention_kernels
-from lightning_modules.attention_kernels import Kernel, choose, kernel_for, self_check
+from lightning_modules.attention_kernels import Kernel, choose, kernel_for
 from lightning_modules.classification import SequenceClassifier
+from lightning_modules.kernel_check import self_check
 from tests.helpers import padded_and_packed
+
+
+def masked(q, k, v, mask, scale):
+    """One SDPA over the whole row under `mask`, [tokens, heads, head dim] in and out."""
+    q, k, v = (t.transpose(0, 1) for t in (q, k, v))
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale).transpose(0, 1)
+
+
+def text_of_each_token(cu_seq_lens):
+    return torch.repeat_interleave(torch.arange(len(cu_seq_lens) - 1), cu_seq_lens.diff().long())
 
 
 def block_diagonal(q, k, v, cu_seq_lens, max_length, dropout, scale):
     """Exact, another way: one SDPA over the row with a mask that keeps each text to itself."""
-    text = torch.repeat_interleave(torch.arange(len(cu_seq_lens) - 1), cu_seq_lens.diff().long())
-    mask = text[:, None] == text[None, :]
-    out = F.scaled_dot_product_attention(*(t.transpose(0, 1) for t in (q, k, v)), attn_mask=mask, scale=scale)
-    return out.transpose(0, 1)
+    text = text_of_each_token(cu_seq_lens)
+    return masked(q, k, v, text[:, None] == text[None, :], scale)
 
 
 def whole_row(q, k, v, cu_seq_lens, max_length, dropout, scale):
     """Wrong: every text attends to every other."""
-    return F.scaled_dot_product_attention(*(t.transpose(0, 1) for t in (q, k, v))).transpose(0, 1)
+    return masked(q, k, v, None, scale)
 
 
 def raises(*args):
     raise RuntimeError("FlashAttention forward only supports head dimension divisible by 8\nmore")
 
 
-EXACT, WRONG, RAISING = (Kernel(name, run, has_dropout=False) for name, run in (
-    ("block-diagonal", block_diagonal), ("whole row", whole_row), ("raising", raises)))
+class OneAndAHalfTimesTheGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return 1.5 * grad
+
+
+def wrong_backward(*args):
+    """Exact forward; every gradient 1.5 times too large."""
+    return OneAndAHalfTimesTheGradient.apply(block_diagonal(*args))
+
+
+def no_empty_segment(q, k, v, cu_seq_lens, *args):
+    """Exact, but refuses a repeated offset, as a kernel written for rows without one might."""
+    if not cu_seq_lens.diff().all():
+        raise RuntimeError("cu_seqlens must be strictly increasing")
+    return block_diagonal(q, k, v, cu_seq_lens, *args)
+
+
+def first_block_only(q, k, v, cu_seq_lens, max_length, dropout, scale):
+    """Wrong past one kernel block: each text attends only to its first 128 keys."""
+    text = text_of_each_token(cu_seq_lens)
+    position = torch.arange(len(text)) - cu_seq_lens[text]
+    return masked(q, k, v, (text[:, None] == text[None, :]) & (position[None, :] < 128), scale)
+
+
+EXACT, WRONG, RAISING, WRONG_BACKWARD, NO_EMPTY_SEGMENT, FIRST_BLOCK_ONLY = (
+    Kernel(name, run, has_dropout=False) for name, run in (
+        ("block-diagonal", block_diagonal), ("whole row", whole_row), ("raising", raises),
+        ("wrong backward", wrong_backward), ("no empty segment", no_empty_segment),
+        ("first block only", first_block_only)))
+FAILING = [  # each stand-in kernel that fails the check, and what the check says (a pattern)
+    (WRONG, "its output is"),
+    (RAISING, "it raised RuntimeError: FlashAttention forward only supports head dimension divisible by 8"),
+    (WRONG_BACKWARD, "its backward's gradient of q is 0.5 from SDPA's in fp32"),
+    (NO_EMPTY_SEGMENT, "it raised RuntimeError: cu_seqlens must be strictly increasing"),
+    (FIRST_BLOCK_ONLY, "its output is .* on a text of 300 tokens"),
+]
+
+
+def by_name(cases: list[tuple]) -> list:
+    return [pytest.param(*case, id=case[0].name) for case in cases]
+
+
 FP16, BF16, FP32 = torch.float16, torch.bfloat16, torch.float32
 
 
@@ -53,14 +111,11 @@ def test_the_kernel_is_chosen_from_what_the_device_and_model_can_do(device, capa
     assert reason in why
 
 
-@pytest.mark.parametrize("kernel, problem", [
-    (EXACT, None),
-    (WRONG, "from exact attention (tolerance 0.02)"),
-    (RAISING, "it raised RuntimeError: FlashAttention forward only supports head dimension divisible by 8"),
-])
+@pytest.mark.parametrize("kernel, problem", by_name([(EXACT, None), *FAILING]))
 def test_the_check_passes_an_exact_kernel_and_names_what_is_wrong_with_others(kernel, problem):
-    found = self_check(kernel, torch.device("cpu"), FP32, heads=2, head_dim=8)
-    assert found == problem if problem is None else problem in found
+    with torch.inference_mode():  # the first packed batch may be a validation's: gradients still checked
+        found = self_check(kernel, torch.device("cpu"), FP32, heads=2, head_dim=8)
+    assert found == problem if problem is None else re.search(problem, found), found
 
 
 @pytest.fixture
@@ -74,20 +129,36 @@ def offered(monkeypatch):
     kernel_for.cache_clear()
 
 
-@pytest.mark.parametrize("kernel", [WRONG, RAISING], ids=["kernel wrong", "kernel raising"])
-def test_a_kernel_that_fails_its_check_leaves_packed_logits_exact_with_one_warning(kernel, offered, tiny_bert,
-                                                                                  caplog):
+def default_layout() -> tuple[dict, dict]:
+    """A padded batch and the same texts packed as training packs them by default: an unrounded
+    row that ends in an empty closing segment."""
+    padded, packed = padded_and_packed(multiple=rounding(compiling=False))
+    assert packed["cu_seq_lens_q"][-1] == packed["cu_seq_lens_q"][-2]
+    return padded, packed
+
+
+@pytest.mark.parametrize("kernel, problem", by_name(FAILING))
+def test_a_kernel_that_fails_its_check_leaves_packed_training_exact_with_one_warning(
+        kernel, problem, offered, tiny_bert, caplog):
     offered(kernel)
-    module = SequenceClassifier(tiny_bert, ["neg", "pos"]).eval()
-    padded, packed = padded_and_packed()
-    with torch.no_grad():
-        expected = module(padded)
-        with caplog.at_level("WARNING"):
-            logits = [module(packed) for _ in range(2)]
-    for got in logits:
-        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    module = SequenceClassifier(tiny_bert, ["neg", "pos"]).eval()  # no dropout: padded and packed agree
+    trainable = [p for p in module.model.parameters() if p.requires_grad]
+    padded, packed = default_layout()
+    results = []
+    with caplog.at_level("WARNING"):
+        with torch.inference_mode():
+            module(packed)  # the check runs in the first packed batch, here a validation's
+        for batch in (padded, packed, packed):  # then training steps: the reference, then packed twice
+            out = module.outputs(batch)
+            results.append((out.logits, torch.autograd.grad(out.loss, trainable)))
+    (expected, expected_grads), *packed_results = results
+    for logits, grads in packed_results:
+        torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-5)
+        for a, b in zip(grads, expected_grads, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
     warnings = [r.message for r in caplog.records if "failed its check" in r.message]
     assert len(warnings) == 1 and kernel.name in warnings[0] and "exact per-text attention" in warnings[0]
+    assert re.search(problem, warnings[0])
 
 
 def test_a_kernel_that_passes_its_check_runs_every_packed_attention(offered, tiny_bert):
@@ -95,7 +166,7 @@ def test_a_kernel_that_passes_its_check_runs_every_packed_attention(offered, tin
     spy = Kernel("spy", lambda *args: calls.append(1) or block_diagonal(*args), has_dropout=False)
     offered(spy)
     module = SequenceClassifier(tiny_bert, ["neg", "pos"]).eval()
-    padded, packed = padded_and_packed()
+    padded, packed = default_layout()
     with torch.no_grad():
         torch.testing.assert_close(module(packed), module(padded), rtol=1e-5, atol=1e-5)
     layers = module.model.config.num_hidden_layers
@@ -109,6 +180,25 @@ def test_attention_dropout_on_the_cpu_drops_at_its_rate_and_follows_the_seed():
     torch.manual_seed(0)
     assert torch.equal(attention_kernels.keep_mask((1000, 1000), 0.1), kept)
     assert not torch.equal(attention_kernels.keep_mask((1000, 1000), 0.1), kept)
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.3])
+def test_attention_dropout_on_the_cpu_scales_by_the_rate_it_drops_at(rate):
+    """0.1 and 0.3 are no multiples of 2^-16: the mask drops at the rounded rate, so the kept
+    probabilities are scaled by 1/(1 - rounded rate), not 1/(1 - rate) (6.8e-6 and 4.4e-6 apart)."""
+    rounded = attention_kernels.dropped_of(rate) / 2**attention_kernels.DROPOUT_BITS
+    assert rounded != rate
+    torch.manual_seed(0)
+    n = 256  # equal scores give each probability 1/256 exactly, and one-hot values carry it to the output
+    zeros = torch.zeros(4, 4, n, 8)
+    out = attention_kernels.sdpa(zeros, zeros, torch.eye(n).expand(4, 4, n, n), None, rate, None)
+    kept = out != 0
+    standard_error = (rounded * (1 - rounded) / out.numel()) ** 0.5
+    assert abs((1 - kept.double().mean().item()) - rounded) < 5 * standard_error
+    scale = out[kept] * n
+    torch.testing.assert_close(scale, torch.full_like(scale, 1 / (1 - rounded)), rtol=2.5e-7, atol=0)
+    # unbiased: a 16-bit draw keeps with probability exactly 1 - rounded, times the scale, is 1
+    assert abs((1 - rounded) * scale.double() - 1).max() < 2.5e-7
 
 
 def test_attention_dropout_on_the_cpu_is_the_math_of_sdpa_with_its_mask():

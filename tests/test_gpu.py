@@ -1,19 +1,22 @@
-"""Mixed precision on a GPU: packed batches through the chosen varlen kernel give the hidden
-states and gradients of an fp32 padded reference (within 16-bit error), the kernel is seen to run
-where it can, TinyBERT's head size takes the exact path, 16-mixed / bf16-mixed fits (eager and
-compiled) stay finite and learn, and the FSDP overlay trains and exports. Skipped where CUDA is
-absent; benchmarks/gpu_suite.py runs them."""
+"""Mixed precision on a GPU: packed batches in the default layout (unrounded rows that end in an
+empty closing segment) through the chosen varlen kernel give the hidden states and gradients of an
+fp32 padded reference (within 16-bit error), the kernel is seen to run where it can, every installed
+kernel passes its start-up check at every head size, TinyBERT's head size takes the exact path,
+16-mixed / bf16-mixed fits (eager and compiled) stay finite and learn, and the FSDP overlay trains
+and exports. Skipped where CUDA is absent; benchmarks/gpu_suite.py runs them."""
 
 import pytest
 import torch
 from lightning import Callback, Trainer, seed_everything
 from transformers import AutoModelForSequenceClassification
 
+from datamodules.packing import rounding
 from datamodules.synthetic import SyntheticSentimentDataModule
 from lightning_modules import attention_kernels
 from lightning_modules.adapters import body
 from lightning_modules.attention_kernels import Kernel, kernel_for
 from lightning_modules.classification import SequenceClassifier
+from lightning_modules.kernel_check import self_check
 from tests.helpers import CONFIGS, checkpoint_weights, padded_and_packed, quick_args, run_cli
 from tests.tiny_models import save_tiny
 
@@ -98,7 +101,8 @@ def test_packed_16_bit_matches_an_fp32_padded_reference_through_the_chosen_kerne
                                                                                counted_kernels):
     backbone = str(save_tiny(tmp_path / "model", "bert", head_size=head_size))
     module = SequenceClassifier(backbone, ["neg", "pos"]).cuda().eval()  # no dropout
-    padded, packed = (on_gpu(b) for b in padded_and_packed())
+    padded, packed = (on_gpu(b) for b in padded_and_packed(multiple=rounding(compiling=False)))
+    assert packed["cu_seq_lens_q"][-1] == packed["cu_seq_lens_q"][-2]  # the empty closing segment
     reference_states, reference_grads = forward_and_grads(module, padded, None)
     padded_states, _ = forward_and_grads(module, padded, dtype)
     packed_states, packed_grads = forward_and_grads(module, packed, dtype)
@@ -115,6 +119,18 @@ def test_packed_16_bit_matches_an_fp32_padded_reference_through_the_chosen_kerne
     total = torch.cat([g.flatten() for g in reference_grads]).norm()
     for got, want in zip(packed_grads, reference_grads, strict=True):  # key biases' are ~0: floor
         assert (got.float() - want).norm() <= 0.05 * want.norm() + 1e-3 * total
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_every_installed_kernel_passes_its_check_at_every_head_size(dtype):
+    """The check's tolerances were set from an emulation on the CPU: real kernels must pass them, at
+    BERT-base's 12 heads and the head sizes a kernel takes (8 to 256)."""
+    ampere = torch.cuda.get_device_capability() >= (8, 0)
+    device = torch.device("cuda", torch.cuda.current_device())
+    problems = {(kernel.name, head_dim): self_check(kernel, device, dtype, 12, head_dim)
+                for kernel in (attention_kernels.installed_kernels() if ampere else ())
+                for head_dim in (8, 32, 64, 128, 256)}
+    assert not any(problems.values()), problems
 
 
 def test_the_fsdp_overlay_trains_and_exports_the_best_weights_on_one_gpu(tiny_bert, tmp_path):
