@@ -12,8 +12,9 @@ import time
 import optuna
 
 from core.errors import exit_on_user_error
+from sweeps.checks import check_sweep
 from sweeps.report import write_report
-from sweeps.spec import check_sweep, load
+from sweeps.spec import load
 from sweeps.study import open_study, storage, work
 from sweeps.trial import TrialInterrupted
 from sweeps.workers import run_workers
@@ -25,7 +26,7 @@ def main(args: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = sys.argv[1:] if args is None else args
     sweep = load(args)
-    check_sweep(sweep)
+    multiple = check_sweep(sweep)
     db = storage(sweep)
     deadline = time.time() + sweep.timeout if sweep.timeout else None
     status, seed_study = 0, None
@@ -34,7 +35,7 @@ def main(args: list[str] | None = None) -> int:
             open_study(sweep, db=db)  # made once here, not raced for by the workers
             status = run_workers(args, sweep.workers, sweep.sampler_seed)
         else:
-            _, seed_study = work(sweep, db, deadline)
+            _, seed_study = work(sweep, db, deadline, multiple)
     except TrialInterrupted as stop:
         print(f"sweep {sweep.name} stopped by {stop}: run the same command to go on", file=sys.stderr)
         status = 143 if str(stop) == "SIGTERM" else 130

@@ -245,29 +245,6 @@ def newest_last_checkpoint(logger_args) -> Path:
     return found[-1]
 
 
-class ParseOnly(CLI):
-    """`fit`'s options parsed and checked as train.py would run them, with nothing built: how a
-    sweep checks its parameters before its first trial."""
-
-    def instantiate_classes(self) -> None:
-        """Nothing is built: no model, data or Trainer."""
-
-
-def parsed_fit_config(args: list[str]) -> Namespace:
-    """The resolved `fit` config of `args` (options without the subcommand); a value the parser
-    refuses raises argparse.ArgumentError instead of printing the usage and exiting. Lightning
-    seeds the RNGs on the way; its 'Seed set' line is left out."""
-    seed_log = logging.getLogger("lightning.fabric.utilities.seed")
-    level = seed_log.level
-    seed_log.setLevel(logging.WARNING)
-    try:
-        return ParseOnly(subclass_mode_model=True, subclass_mode_data=True,
-                         parser_kwargs={"default_config_files": [str(DEFAULTS)], "exit_on_error": False},
-                         auto_configure_optimizers=False, args=args, run=False).config
-    finally:
-        seed_log.setLevel(level)
-
-
 def main(args: list[str] | None = None, run: bool = True, callbacks: Sequence[Callback] = ()) -> CLI:
     """`callbacks` join those of the config, for callers that watch a run from the outside (a
     sweep's trial reporter)."""

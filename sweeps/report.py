@@ -16,6 +16,8 @@ from core.figures import save_figure, sweep_figure
 from sweeps.record import trial_state, trial_value
 from sweeps.spec import Sweep
 
+BOUNDED = ("acc", "f1")  # metrics that lie in [0, 1]
+
 
 def search_rows(sweep: Sweep, study: optuna.Study) -> list[dict]:
     rows = []
@@ -46,15 +48,19 @@ def interval(values: list[float]) -> tuple[float, float, float]:
 
 
 def seed_rows(sweep: Sweep, study: optuna.Study) -> list[dict]:
-    """One row per configuration: its finished seed runs' objective and test metrics."""
-    groups: dict[str, list[FrozenTrial]] = {}
+    """One row per configuration: its finished seed runs' objective and test metrics (one run a
+    seed, should two workers have queued a pair twice), the number of seeds, and a note where so
+    few seeds make an interval wider than the metric's whole range."""
+    groups: dict[str, dict[int, FrozenTrial]] = {}
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        groups.setdefault(trial.user_attrs["config"], []).append(trial)
+        groups.setdefault(trial.user_attrs["config"], {}).setdefault(trial.user_attrs["seed"], trial)
     rows = []
-    for config, trials in groups.items():
+    for config, by_seed in groups.items():
+        trials = list(by_seed.values())
         row = {
             "config": config,
-            "seeds": " ".join(str(t.user_attrs["seed"]) for t in trials),
+            "seeds": " ".join(str(seed) for seed in by_seed),
+            "n": len(trials),
             **{key: value for key, value in trials[0].user_attrs["params"].items()},
         }
         metrics = {sweep.objective: [t.value for t in trials]}
@@ -62,9 +68,14 @@ def seed_rows(sweep: Sweep, study: optuna.Study) -> list[dict]:
             metrics[name] = [
                 t.user_attrs["test"][name] for t in trials if name in t.user_attrs.get("test", {})
             ]
+        wide = []
         for name, values in metrics.items():
             mean, std, half = interval(values)
             row.update({f"{name} mean": mean, f"{name} std": std, f"{name} 95% ±": half})
+            if name.rsplit("/", 1)[-1] in BOUNDED and half > 1:
+                wide.append(name)
+        if wide:
+            row["note"] = f"{len(trials)} seeds: the 95% interval of {', '.join(wide)} is wider than [0, 1]"
         rows.append(row)
     return sorted(rows, key=lambda r: r[f"{sweep.objective} mean"], reverse=sweep.maximize)
 
@@ -159,7 +170,8 @@ def write_report(sweep: Sweep, study: optuna.Study, seed_study: optuna.Study | N
     if seeds:
         table = write_table(seeds, folder / "seeds")
         (folder / "seeds.md").write_text(table)
-        text += "\n## Seed runs (the winner is chosen on validation, never on test)\n\n" + table
+        text += ("\n## Seed runs (the winner is chosen on validation, never on test; n seeds, 95% "
+                 "Student-t intervals)\n\n" + table)
     best = best_config(study, seed_study, seeds)
     if best is not None:
         text += f"\nBest: {best[0]} -> {write_best(sweep, *best)}\n"

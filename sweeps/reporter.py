@@ -15,23 +15,45 @@ log = logging.getLogger(__name__)
 
 class TrialReporter(Callback):
     """Reports the objective to the trial at every validation, at the number of training texts
-    seen so far as the step, so trials with different batch sizes are compared after the same
-    data; raises `optuna.TrialPruned` when the pruner says so (Lightning tears the run down: no
-    test, no export). Its count of texts is saved in checkpoints, so a resumed trial reports on
-    the same scale. Single-device trials only: a sweep runs trials side by side instead."""
+    seen so far as the step; raises `optuna.TrialPruned` when the pruner says so (Lightning tears
+    the run down: no test, no export). Its count of texts is saved in checkpoints, so a resumed
+    trial reports on the same scale. Single-device trials only (checked with the sweep file).
 
-    def __init__(self, trial: optuna.Trial, objective: str, maximize: bool, prune: bool = True):
+    Validations fall every `every_texts` training texts of an epoch, a multiple of every batch
+    size of the sweep (`multiple`); unset, the largest such multiple that gives at least
+    `validations_per_epoch` an epoch. Every batch of an epoch but its last is full, so every trial
+    reports at the same steps, epoch after epoch: Optuna's pruners compare only those. (Where the
+    interval is one batch, the epoch's last, partial batch is validated too, but not reported.)"""
+
+    def __init__(self, trial: optuna.Trial, objective: str, maximize: bool, prune: bool = True,
+                 every_texts: int | None = None, multiple: int = 1, validations_per_epoch: int = 1):
         self.trial, self.objective, self.maximize, self.prune = trial, objective, maximize, prune
+        self.every_texts, self.multiple = every_texts, multiple
+        self.validations_per_epoch = validations_per_epoch
         self.texts = 0
         self.best: float | None = None
         self.pruned_at: int | None = None
         self.started = time.perf_counter()
         self.first_step_s: float | None = None
         self.run_dir: Path | None = None
+        self.partial_last_batch = False
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.run_dir = Path(trainer.log_dir or trainer.default_root_dir)
         self.trial.set_user_attr("run_dir", str(self.run_dir))  # where a retry finds last.ckpt
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Lightning has just set the validation interval from the config: ours replaces it."""
+        loader = trainer.train_dataloader
+        texts, batch = len(loader.dataset), loader.batch_size
+        every = self.every_texts or max(
+            self.multiple, texts // self.validations_per_epoch // self.multiple * self.multiple)
+        if every > texts:
+            raise UserError(f"sweep: a validation every {every} training texts (a multiple of every "
+                            f"batch size, {self.multiple}) never comes in an epoch of {texts} texts: "
+                            "set validate_every_texts lower, or train on more texts")
+        trainer.val_check_batch = every // batch
+        self.partial_last_batch = texts % batch != 0
 
     def on_train_batch_start(
         self, trainer: Trainer, pl_module: LightningModule, batch, batch_idx: int
@@ -45,7 +67,8 @@ class TrialReporter(Callback):
         self.texts += num_texts(batch)
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if trainer.sanity_checking:
+        if trainer.sanity_checking or (
+                self.partial_last_batch and trainer.fit_loop.epoch_loop.batch_progress.is_last_batch):
             return
         value = trainer.callback_metrics.get(self.objective)
         if value is None:

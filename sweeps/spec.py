@@ -2,13 +2,12 @@
 range is checked against train.py's parser before the first trial starts."""
 
 import argparse
-import difflib
-import importlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import yaml
 from jsonargparse import ActionConfigFile, ArgumentParser
 from optuna.distributions import (
     BaseDistribution,
@@ -17,8 +16,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from core.errors import UserError, at_least, check
-from train import parsed_fit_config
+from core.errors import UserError
 
 Value = int | float | str | bool | None
 
@@ -93,7 +91,13 @@ class Sweep:
         pruner: median, successive_halving, hyperband or none
         startup_trials: trials finished before the median pruner prunes any
         warmup_texts: training texts a trial has seen before it can be pruned
-        validations_per_epoch: validations (and reports to the pruner) per training epoch
+        validations_per_epoch: validations (and reports to the pruner) per training epoch, at a
+            multiple of every batch size the trials can have, so every trial reports after the
+            same numbers of training texts (the pruner compares only reports at the same step)
+        validate_every_texts: validate (and report) every this many training texts instead; a
+            multiple of every batch size the trials can have
+        max_failures: stop the sweep after this many trials in a row fail (an error that is not
+            the user's: a trial stopped by one stops the sweep at once)
         test_trials: test every trial's best checkpoint, not only the seed runs
         seeds: after the search, run the best top_k configurations once with each of these seeds
         top_k: how many of the best configurations get the seed runs
@@ -123,6 +127,8 @@ class Sweep:
     startup_trials: int = 2
     warmup_texts: int = 0
     validations_per_epoch: int = 4
+    validate_every_texts: int | None = None
+    max_failures: int = 3
     test_trials: bool = False
     seeds: list[int] = field(default_factory=list)
     top_k: int = 1
@@ -159,6 +165,7 @@ def parser() -> ArgumentParser:
 
 
 def load(args: list[str]) -> Sweep:
+    check_mapping(args)
     options = parser()
     try:
         namespace = options.parse_args(args)
@@ -175,6 +182,24 @@ def load(args: list[str]) -> Sweep:
         key: value if isinstance(value, Param) else Param(**value) for key, value in sweep.params.items()
     }
     return sweep
+
+
+def check_mapping(args: list[str]) -> None:
+    """A sweep file that is YAML but not a mapping is refused naming the file and what it must
+    hold; jsonargparse would say only 'sweep file: <its content>'."""
+    paths = [value for flag, value in zip(args, args[1:]) if flag in ("--config", "-c")]
+    for path in [*paths, *(arg.split("=", 1)[1] for arg in args if arg.startswith("--config="))]:
+        try:
+            content = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError, yaml.YAMLError):
+            continue  # a missing or broken file: jsonargparse's message says where
+        if not isinstance(content, dict):
+            what = ("a list" if isinstance(content, list) else "nothing" if content is None
+                    else f"only {content!r}")
+            raise UserError(f"sweep file {path} holds {what}: expected a mapping with name, configs "
+                            "and params, e.g. 'name: lr' / 'configs: [configs/quickstart.yaml]' / "
+                            "'params: {model.init_args.learning_rate: {type: float, low: 1e-5, "
+                            "high: 1e-3, log: true}}'")
 
 
 def first_line(message: str) -> str:
@@ -199,64 +224,5 @@ def cli_value(value: Value) -> str:
 def trial_options(sweep: Sweep) -> list[str]:
     """What every trial adds to the configs: the sweep's own options, then the sweep file's args."""
     options = [arg for path in sweep.configs for arg in ("--config", path)]
-    return [*options, f"--trainer.val_check_interval={1 / sweep.validations_per_epoch}", *sweep.args]
-
-
-def check_sweep(sweep: Sweep) -> None:
-    """One line for the first thing wrong: options, configs, keys (naming the closest valid ones),
-    ranges and values the parser refuses, and an objective the task does not log."""
-    at_least("trials", sweep.trials, 1)
-    at_least("workers", sweep.workers, 1)
-    at_least("top_k", sweep.top_k, 1)
-    at_least("validations_per_epoch", sweep.validations_per_epoch, 1)
-    at_least("startup_trials", sweep.startup_trials, 0)
-    at_least("heartbeat_interval", sweep.heartbeat_interval, 1)
-    check(
-        "grace_period",
-        sweep.grace_period,
-        sweep.grace_period > sweep.heartbeat_interval,
-        f"more seconds than heartbeat_interval ({sweep.heartbeat_interval})",
-    )
-    check("timeout", sweep.timeout, sweep.timeout is None or sweep.timeout > 0, "seconds > 0, or null")
-    if not sweep.configs:
-        raise UserError("sweep file: configs is empty: name the train.py config files to start from")
-    for path in sweep.configs:
-        if not Path(path).is_file():
-            raise UserError(f"sweep config {path} does not exist")
-    if not sweep.params:
-        raise UserError("sweep file: params is empty: name at least one option to search")
-    if sweep.sampler == "grid":
-        ranged = [key for key, param in sweep.params.items() if param.type != "categorical"]
-        if ranged:
-            raise UserError(f"sampler grid searches choices only: make {ranged[0]} categorical")
-    base = parse_trial(sweep, [])
-    keys = set(base.keys())
-    for key, param in sweep.params.items():
-        param.distribution(key)
-        if key not in keys:
-            close = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
-            hint = f"; closest: {', '.join(close)}" if close else ""
-            raise UserError(f"sweep parameter {key} is not an option of train.py fit{hint}")
-        for value in param.extremes():
-            parse_trial(sweep, [f"--{key}={cli_value(value)}"], key)
-    check_objective(sweep, base)
-
-
-def parse_trial(sweep: Sweep, options: list[str], key: str | None = None):
-    try:
-        return parsed_fit_config([*trial_options(sweep), *options])
-    except argparse.ArgumentError as err:
-        where = f"sweep parameter {key}" if key else "sweep configs and args"
-        raise UserError(f"{where}: {' '.join(options)} is refused: {first_line(str(err))}") from None
-
-
-def check_objective(sweep: Sweep, config) -> None:
-    """The task's validation metrics, where its class lists them (`VALIDATION_METRICS`)."""
-    module_name, class_name = config.model.class_path.rsplit(".", 1)
-    task = getattr(importlib.import_module(module_name), class_name)
-    logged = getattr(task, "VALIDATION_METRICS", None)
-    if logged is not None and sweep.objective not in logged:
-        raise UserError(
-            f"sweep objective {sweep.objective!r} is not logged by {class_name}: choose one "
-            f"of {', '.join(logged)}"
-        )
+    # validations fall where the trial's reporter says (`TrialReporter.on_train_epoch_start`)
+    return [*options, "--trainer.val_check_interval=1.0", "--trainer.check_val_every_n_epoch=1", *sweep.args]

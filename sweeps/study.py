@@ -12,9 +12,10 @@ from optuna.storages import RDBStorage, RetryFailedTrialCallback, fail_stale_tri
 from optuna.trial import FrozenTrial, TrialState
 
 from core.errors import UserError, user_error_in
+from sweeps.failures import Failures
 from sweeps.record import record_trial
 from sweeps.spec import Sweep
-from sweeps.trial import OverBudget, SearchObjective, SeedObjective, TrialInterrupted
+from sweeps.trial import SearchObjective, SeedObjective, TrialInterrupted
 
 log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats, retries
@@ -130,46 +131,47 @@ def counts(study: optuna.Study) -> dict[TrialState, int]:
     return found
 
 
-def run_one(sweep: Sweep, study: optuna.Study, objective) -> bool:
-    """One trial; False once this worker must stop starting trials (over budget)."""
+def run_one(sweep: Sweep, study: optuna.Study, objective, failures: Failures) -> None:
+    """One trial; one that fails with an error that is not the user's is recorded and counted."""
+    objective.number = None
     try:
         study.optimize(
             objective, n_trials=1, callbacks=[lambda s, t: record_trial(sweep, s, t)], gc_after_trial=True
         )
-    except OverBudget:
-        return False
     except TrialInterrupted:
         trial = trial_numbered(study, objective.number)
         record_trial(sweep, study, trial)
         retry(sweep)(study, trial)
         raise
     except Exception as err:
-        if user_error_in(err) is not None:
+        if user_error_in(err) is not None or objective.number is None:
             raise
-        if objective.number is not None:  # Optuna logged the traceback; the sweep goes on
-            record_trial(sweep, study, trial_numbered(study, objective.number))
+        trial = trial_numbered(study, objective.number)  # Optuna logged its traceback
+        record_trial(sweep, study, trial)
+        failures.add(trial, err)
+        return
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning ignores Ctrl-C after one
-    return True
+    failures.reset()
 
 
 def trial_numbered(study: optuna.Study, number: int) -> FrozenTrial:
     return next(t for t in study.get_trials(deepcopy=False) if t.number == number)
 
 
-def search(sweep: Sweep, study: optuna.Study, stop: StopRequest, deadline: float | None) -> bool:
-    """Trials until the budget is finished across every worker and run; True if the search is
-    done (no trial left to run or running anywhere)."""
-    objective, total = SearchObjective(sweep, budget(sweep)), budget(sweep)
+def run_trials(sweep: Sweep, study: optuna.Study, objective, stop: StopRequest, deadline: float | None,
+               budget: int | None) -> bool:
+    """Trials of `study` until none is left to run or running anywhere (True), or until this
+    worker must stop (False): the waiting ones (queued seed runs, retries), and new ones while
+    fewer than `budget` are finished or running, counted across every worker and run. Two
+    workers that ask for the last trial at the same moment both run one, as with Optuna's own
+    `MaxTrialsCallback`."""
+    failures = Failures(sweep.max_failures)
     while not stop.requested:
         fail_stale_trials(study)
         found = counts(study)
-        finished, running, waiting = (
-            sum(found[s] for s in FINISHED),
-            found[TrialState.RUNNING],
-            found[TrialState.WAITING],
-        )
-        if not waiting and finished + running >= total:
+        finished, running = sum(found[s] for s in FINISHED), found[TrialState.RUNNING]
+        if not found[TrialState.WAITING] and (budget is None or finished + running >= budget):
             if not running:
                 return True
             time.sleep(sweep.heartbeat_interval)  # others' trials, or dead ones about to go stale
@@ -177,37 +179,21 @@ def search(sweep: Sweep, study: optuna.Study, stop: StopRequest, deadline: float
         if deadline is not None and time.time() >= deadline:
             log.info("timeout: no new trial starts")
             return False
-        objective.number = None
-        if not run_one(sweep, study, objective):
-            return False
+        run_one(sweep, study, objective, failures)
     return False
 
 
-def seed_runs(sweep: Sweep, search_study: optuna.Study, db: RDBStorage, stop: StopRequest) -> optuna.Study:
-    """The best `top_k` configurations (and the baseline) once with each seed, as a study of their
-    own whose trials are all enqueued by the worker that creates it."""
-    try:
-        study = optuna.create_study(
-            study_name=f"{sweep.name}/seeds",
-            storage=db,
-            direction="maximize" if sweep.maximize else "minimize",
-        )
-        for config, params in seed_configs(sweep, search_study).items():
-            for seed in sweep.seeds:
+def queue_seed_runs(sweep: Sweep, search_study: optuna.Study, db: RDBStorage) -> optuna.Study:
+    """The seed runs' study, with every (configuration, seed) pair it lacks queued: on every run,
+    so a worker that died while queueing leaves nothing missing. A pair is there while one of its
+    trials is not failed for good (a failed one's retry is queued by Optuna)."""
+    study = open_study(sweep, seeds=True, db=db)
+    there = {(t.user_attrs.get("config"), t.user_attrs.get("seed"))
+             for t in study.get_trials(deepcopy=False) if t.state != TrialState.FAIL}
+    for config, params in seed_configs(sweep, search_study).items():
+        for seed in sweep.seeds:
+            if (config, seed) not in there:
                 study.enqueue_trial({}, user_attrs={"config": config, "params": params, "seed": seed})
-    except optuna.exceptions.DuplicatedStudyError:
-        study = open_study(sweep, seeds=True, db=db)
-    objective = SeedObjective(sweep)
-    while not stop.requested:
-        fail_stale_trials(study)
-        found = counts(study)
-        if found[TrialState.WAITING]:
-            objective.number = None
-            run_one(sweep, study, objective)
-        elif found[TrialState.RUNNING]:
-            time.sleep(sweep.heartbeat_interval)
-        else:
-            break
     return study
 
 
@@ -218,13 +204,18 @@ def seed_configs(sweep: Sweep, study: optuna.Study) -> dict[str, dict]:
     return {**configs, "baseline": {}} if sweep.baseline else configs
 
 
-def work(sweep: Sweep, db: RDBStorage, deadline: float | None) -> tuple[optuna.Study, optuna.Study | None]:
-    """What one worker does: search, then (once the search is done everywhere) the seed runs."""
+def work(sweep: Sweep, db: RDBStorage, deadline: float | None,
+         multiple: int) -> tuple[optuna.Study, optuna.Study | None]:
+    """What one worker does: search, then (once the search is done everywhere) the seed runs.
+    `multiple`: the batch sizes' least common multiple, where reports fall."""
     stop = StopRequest()
+    seeds = None
     try:
         study = open_study(sweep, db=db)
-        done = search(sweep, study, stop, deadline)
-        seeds = seed_runs(sweep, study, db, stop) if done and sweep.seeds and not stop.requested else None
+        done = run_trials(sweep, study, SearchObjective(sweep, multiple), stop, deadline, budget(sweep))
+        if done and sweep.seeds and not stop.requested:
+            seeds = queue_seed_runs(sweep, study, db)
+            run_trials(sweep, seeds, SeedObjective(sweep, multiple), stop, deadline, None)
     finally:
         stop.restore()
     if stop.requested:

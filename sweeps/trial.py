@@ -10,22 +10,15 @@ from pathlib import Path
 import optuna
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from optuna.trial import TrialState
 
 from sweeps.reporter import TrialReporter
 from sweeps.spec import Param, Sweep, Value, cli_value, trial_options
 from train import main
 
-COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
-
 
 class TrialInterrupted(Exception):
     """SIGTERM or Ctrl-C stopped a trial: Optuna records it as failed, the sweep retries it from
     its last.ckpt when it is run again."""
-
-
-class OverBudget(Exception):
-    """Another worker took the last trial of the budget between this worker's count and its ask."""
 
 
 def suggest(trial: optuna.Trial, key: str, param: Param) -> Value:
@@ -45,18 +38,29 @@ def resume_checkpoint(trial: optuna.Trial) -> Path | None:
     return last if last is not None and last.is_file() else None
 
 
+def interruption(stop: SystemExit) -> str | None:
+    """What stopped a fit that ended in SystemExit: Lightning raises one of its own on SIGTERM, and
+    exits while it handles Ctrl-C's KeyboardInterrupt; any other exit is a failure, not a stop."""
+    if isinstance(stop, SIGTERMException):
+        return "SIGTERM"
+    return "Ctrl-C" if isinstance(stop.__context__, KeyboardInterrupt) else None
+
+
 def run_fit(
     sweep: Sweep,
     trial: optuna.Trial,
     params: dict[str, Value],
     name: str,
+    multiple: int,
     *,
     seed: int | None,
     test: bool,
     prune: bool,
 ) -> tuple[float, dict[str, float]]:
     """(best objective over the run's validations, test metrics of its best checkpoint)."""
-    reporter = TrialReporter(trial, sweep.objective, sweep.maximize, prune=prune)
+    reporter = TrialReporter(trial, sweep.objective, sweep.maximize, prune=prune,
+                             every_texts=sweep.validate_every_texts, multiple=multiple,
+                             validations_per_epoch=sweep.validations_per_epoch)
     resume = resume_checkpoint(trial)
     args = [
         "fit",
@@ -82,8 +86,10 @@ def run_fit(
             if key.startswith("test/")
         }
         del cli
-    except SystemExit as stop:  # Lightning ends a fit on SIGTERM or Ctrl-C with SystemExit
-        how = "SIGTERM" if isinstance(stop, SIGTERMException) else "Ctrl-C"
+    except SystemExit as stop:
+        how = interruption(stop)
+        if how is None:
+            raise RuntimeError(f"the run exited with status {stop.code}") from stop
         trial.set_user_attr("interrupted", how)
         raise TrialInterrupted(how) from stop
     finally:
@@ -102,23 +108,19 @@ def run_fit(
 class SearchObjective:
     """A trial of the search: the sampler's values for the sweep's parameters."""
 
-    def __init__(self, sweep: Sweep, budget: int):
-        self.sweep, self.budget = sweep, budget
+    def __init__(self, sweep: Sweep, multiple: int):
+        self.sweep, self.multiple = sweep, multiple
         self.number: int | None = None
 
     def __call__(self, trial: optuna.Trial) -> float:
         self.number = trial.number
-        earlier = [
-            t for t in trial.study.get_trials(deepcopy=False, states=COUNTED) if t.number < trial.number
-        ]
-        if len(earlier) >= self.budget:
-            raise OverBudget(f"trial {trial.number}: the budget of {self.budget} trials is taken")
         params = {key: suggest(trial, key, param) for key, param in self.sweep.params.items()}
         value, test = run_fit(
             self.sweep,
             trial,
             params,
             f"trial_{trial.number:03d}",
+            self.multiple,
             seed=None,
             test=self.sweep.test_trials,
             prune=self.sweep.pruner != "none",
@@ -132,8 +134,8 @@ class SeedObjective:
     """A seed run: a configuration fixed when it was enqueued (its params and seed in the trial's
     user attributes), tested after fit; never pruned."""
 
-    def __init__(self, sweep: Sweep):
-        self.sweep = sweep
+    def __init__(self, sweep: Sweep, multiple: int):
+        self.sweep, self.multiple = sweep, multiple
         self.number: int | None = None
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -144,6 +146,7 @@ class SeedObjective:
             trial,
             trial.user_attrs["params"],
             f"seeds/{config}/seed_{seed}",
+            self.multiple,
             seed=seed,
             test=True,
             prune=False,
