@@ -10,7 +10,7 @@ from pathlib import Path
 from datasets import DatasetDict, load_from_disk
 
 # Bump when the tokenization or splitting code changes what ends up in the cache.
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 def keyed_path(cache_dir: str, name: str, parts: dict) -> Path:

@@ -9,7 +9,7 @@ from datasets.arrow_dataset import stratified_shuffle_split_generate_indices
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding
 
-from core.errors import UserError, at_least, check
+from core.errors import at_least, check
 from datamodules import sources
 from datamodules.base import TextDataModule
 from datamodules.labels import check_class_counts, label_id
@@ -134,20 +134,17 @@ class TextClassificationDataModule(TextDataModule):
         return DatasetDict(splits)
 
     def to_text_label(self, ds: Dataset, split: str) -> Dataset:
-        """Check columns and labels, join text fields, drop empty texts, label -> ClassLabel."""
+        """Check columns and labels, join text fields, label -> ClassLabel; a row without a label
+        or without text is refused, naming its file, row and column."""
         hp = self.hparams
         sources.require_columns(ds, [*hp.text_fields, hp.label_field], f"{split} data",
                                 "set --data.text_fields / --data.label_field")
         where = sources.origin(hp.data_dir, split)
-        labels = [label_id(value, self.label_names, hp.label_field, where, row)
+        names = self.label_names
+        labels = [label_id(sources.label_cell(value, names), names, hp.label_field, where, row)
                   for row, value in enumerate(sources.column(ds, hp.label_field), 1)]
-        texts = sources.joined_texts(ds, hp.text_fields, where)
-        keep = [i for i, t in enumerate(texts) if t.strip()]
-        if len(keep) < len(texts):
-            log.warning("%s: skipped %d empty texts", split, len(texts) - len(keep))
-        if not keep:
-            raise UserError(f"{split} data has no non-empty texts")
-        out = Dataset.from_dict({"text": [texts[i] for i in keep], "label": [labels[i] for i in keep]})
+        texts = sources.joined_texts(ds, hp.text_fields, where, required=True)
+        out = Dataset.from_dict({"text": texts, "label": labels})
         return out.cast_column("label", ClassLabel(names=self.label_names))
 
     def tokenize(self, ds: Dataset) -> Dataset:

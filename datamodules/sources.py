@@ -3,7 +3,8 @@
 Local folders may hold the original aclImdb layout (`train/pos/*.txt` ...), the original AG News
 CSV (no header: class 1-4, title, description), or split files named `train`, `validation` (or
 `val`, `dev`), `test` and `unsup` (unlabelled text, for MLM) in JSON Lines, CSV, Parquet or plain
-text (`.txt`, one text per line), optionally gzipped.
+text (`.txt`, one text per line), optionally gzipped. A CSV cell is read as the text written in
+it ("007" stays "007", "NA" and "" stay text); JSON and Parquet values keep their writer's types.
 """
 
 import csv
@@ -99,15 +100,24 @@ def read_dataset(path: Path) -> Dataset:
     if path.stat().st_size == 0:
         raise UserError(f"{path} is empty")
     builder = FORMATS[os.path.splitext(path.name.removesuffix(".gz"))[1]]
+    options = csv_as_written(path) if builder == "csv" else READ_OPTIONS.get(builder, {})
     try:
-        ds = datasets.load_dataset(builder, data_files=str(path), split="train",
-                                   **READ_OPTIONS.get(builder, {}))
+        ds = datasets.load_dataset(builder, data_files=str(path), split="train", **options)
         ds.data.table.validate(full=True)  # catches bytes that are not UTF-8 before any text is used
     except Exception as err:  # the reader's many error types all mean: this file cannot be read
         raise UserError(f"cannot read {path}: {reason(err)}") from None
     if len(ds) == 0:
         raise UserError(f"{path} holds no rows")
     return ds
+
+
+def csv_as_written(path: Path) -> dict:
+    """Reader options under which every CSV cell is the text written in it: a CSV has no types,
+    and pandas would read "007" as 7, "1.50" as 1.5, "NA", "null" and "" as missing, and type a
+    column chunk by chunk (digits in the first 10,000 rows, words later). Labels are read from
+    their text by the data module (`label_cell`)."""
+    width = len(next((row for row in csv_rows(path, limit=10) if row), []))
+    return {"converters": {i: str for i in range(width)}, "na_filter": False}
 
 
 def csv_rows(path: Path, limit: int | None = None) -> list[list[str]]:
@@ -229,10 +239,11 @@ def require_columns(ds: Dataset, columns: list[str], where: str, hint: str) -> N
 
 
 def cell_text(value, where: str, row: int, column: str) -> str:
-    """A cell where text belongs, read as its writer meant it: a number is its text (readers type
-    digits as numbers; 0 is a text too), a null ''. A list, an object or a boolean holds no one
-    text, so it is refused, naming the row and column, rather than joined as Python writes it."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    """A cell where text belongs, read as its writer meant it: a JSON or Parquet number is its text
+    (0 is a text too; CSV cells are read as written, see `csv_as_written`), a null ''. A list, an
+    object or a boolean holds no one text, so it is refused, naming the row and column, rather
+    than joined as Python writes it."""
+    if is_null(value):
         return ""
     if isinstance(value, str):
         return value
@@ -244,24 +255,53 @@ def cell_text(value, where: str, row: int, column: str) -> str:
     raise UserError(f"{where} row {row}: column {column!r} holds {kind} ({shown}), expected text")
 
 
+def is_null(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def label_cell(value, names: list[str]):
+    """A label cell as its writer meant it, for `labels.label_id`: a CSV's labels are read as
+    text, so a label that is no class name but an integer ('2', '2.0') is that id, and an empty
+    one is missing; other values pass unchanged."""
+    if not isinstance(value, str) or value in names:
+        return value
+    if not value.strip():
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return int(number) if number.is_integer() else value
+
+
 def column(ds: Dataset, name: str) -> list:
     """A column as a list, read in one piece: iterating `ds[name]` formats it row by row (seconds
     on IMDB's 25,000 reviews)."""
     return ds[name][:]
 
 
-def joined_texts(ds: Dataset, fields: list[str], where: str) -> list[str]:
+def joined_texts(ds: Dataset, fields: list[str], where: str, required: bool = False) -> list[str]:
     """Each row's `fields` as text (`cell_text`), the non-empty ones joined with a space: a null
-    title beside a description (AG News) gives the description; `where` names the file."""
-    columns = [[cell_text(value, where, row, field) for row, value in enumerate(column(ds, field), 1)]
-               for field in fields]
-    return [" ".join(part for part in parts if part) for parts in zip(*columns)]
+    title beside a description (AG News) gives the description; `where` names the file. With
+    `required`, a row whose fields hold no text (null, empty or only whitespace) is refused in one
+    line naming the file, the row and the columns."""
+    values = [column(ds, field) for field in fields]
+    columns = [[cell_text(value, where, row, field) for row, value in enumerate(cells, 1)]
+               for field, cells in zip(fields, values)]
+    texts = [" ".join(part for part in parts if part) for parts in zip(*columns)]
+    empty = next((i for i, text in enumerate(texts) if not text.strip()), None) if required else None
+    if empty is not None:
+        states = ", ".join("null" if is_null(cells[empty]) else "empty" if cells[empty] == ""
+                           else "only whitespace" for cells in values)
+        raise UserError(f"{where} row {empty + 1}: missing {' and '.join(map(repr, fields))} ({states}): "
+                        "every row needs a text")
+    return texts
 
 
 def read_texts(path: str, text_fields: list[str]) -> list[str]:
-    """Texts to predict on: a `.txt` file (one text per line) or a JSONL / CSV / Parquet file
-    whose `text_fields` columns are joined with a space; a row with none of them is refused, as
-    a prediction per row is expected."""
+    """Texts to predict on, one per row, as written: a `.txt` file (one text per line; blank lines
+    are skipped) or a JSONL / CSV / Parquet file whose `text_fields` columns are joined with a
+    space; a row without text in them is refused, as its prediction belongs on that row."""
     file = Path(path).expanduser()
     if not file.is_file():
         raise UserError(f"predict_file '{path}' does not exist")
@@ -272,8 +312,4 @@ def read_texts(path: str, text_fields: list[str]) -> list[str]:
     if ext == ".txt":
         return [line for line in column(ds, "text") if line and line.strip()]
     require_columns(ds, text_fields, f"predict_file '{path}'", "set --data.text_fields")
-    rows = zip(*(column(ds, field) for field in text_fields))
-    row = next((i for i, values in enumerate(rows, 1) if all(v is None for v in values)), None)
-    if row is not None:
-        raise UserError(f"{file} row {row}: missing {' and '.join(map(repr, text_fields))}")
-    return joined_texts(ds, text_fields, str(file))
+    return joined_texts(ds, text_fields, str(file), required=True)

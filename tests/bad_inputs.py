@@ -137,7 +137,7 @@ def labels_and_columns(c: Case) -> dict:
         "label of the wrong type": lambda: (data(review_rows(20) + [{"text": "meh", "label": "great"}]),
                                             f"{train} row 21: label 'great' is outside the known classes"),
         "only empty texts": lambda: (data([{"text": "   ", "label": i % 2} for i in range(6)]),
-                                     "train data has no non-empty texts"),
+                                     f"{train} row 1: missing 'text' (only whitespace)"),
         "text that is a list": lambda: (data(review_rows(20) + [{"text": ["meh", "ok"], "label": 0}]),
                                         f"{train} row 21: column 'text' holds a list ([\"meh\", \"ok\"]), "
                                         "expected text"),

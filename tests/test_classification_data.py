@@ -6,6 +6,7 @@ from unittest import mock
 import pytest
 from datasets import ClassLabel, Dataset
 
+from core.errors import UserError
 from datamodules import sources
 from datamodules.ag_news import AGNewsDataModule
 from datamodules.classification import TextClassificationDataModule, stratified_split
@@ -86,9 +87,8 @@ def test_limits_take_random_subsets(tiny_bert, tmp_path):
     assert set(dm.splits["test"]["labels"]) == {0, 1}  # not the first 20 of the sorted file
 
 
-def test_string_labels_map_to_ids_and_empty_texts_are_skipped(tiny_bert, tmp_path):
-    rows = [{"text": "   ", "label": "pos"}]  # skipped first: the labels after it must not shift
-    rows += [{"text": "good", "label": "pos"}, {"text": "bad", "label": "neg"}] * 10
+def test_string_labels_map_to_ids(tiny_bert, tmp_path):
+    rows = [{"text": "good", "label": "pos"}, {"text": "bad", "label": "neg"}] * 10
     dm = prepared(classification_dm(tiny_bert, write_rows(tmp_path / "data", rows), val_fraction=0.5))
     assert len(dm.splits["train"]) + len(dm.splits["validation"]) == 20
     assert Counter(dm.splits["train"]["labels"]) == {0: 5, 1: 5}
@@ -115,12 +115,16 @@ def test_real_ag_news_csv(tiny_bert, shared_data):
     assert set(dm.splits["test"]["labels"]) == {0, 1, 2, 3}
 
 
-def test_null_text_fields_join_as_empty_and_a_row_without_text_is_skipped(tiny_bert, tmp_path, caplog):
-    rows = [{"title": None, "description": None, "label": "pos"},  # first: later labels must not shift
-            {"title": None, "description": "stocks rise", "label": "pos"},
+def test_null_text_fields_join_as_empty_and_a_row_without_text_is_refused(tiny_bert, tmp_path):
+    rows = [{"title": None, "description": "stocks rise", "label": "pos"},
             {"title": "Oil", "description": None, "label": "neg"}]
     data_dir = write_rows(tmp_path / "data", rows)
     dm = classification_dm(tiny_bert, data_dir, text_fields=["title", "description"])
     out = dm.to_text_label(sources.load_local(data_dir)["train"], "train")
     assert out["text"] == ["stocks rise", "Oil"] and out["label"] == [1, 0]
-    assert "train: skipped 1 empty texts" in caplog.text
+    data_dir = write_rows(tmp_path / "more", [*rows, {"title": None, "description": "", "label": "pos"}])
+    dm = classification_dm(tiny_bert, data_dir, text_fields=["title", "description"])
+    with pytest.raises(UserError) as refused:  # skipped before, with a count in the log
+        dm.to_text_label(sources.load_local(data_dir)["train"], "train")
+    assert str(refused.value) == (f"{tmp_path / 'more' / 'train.jsonl'} row 3: missing 'title' and "
+                                  "'description' (null, empty): every row needs a text")

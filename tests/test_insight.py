@@ -194,16 +194,30 @@ def test_hparams_yaml_holds_the_run_hyperparameters(runs, truth, tiny_distilbert
         assert (saved["monitor"], saved["monitor_mode"]) == (truth[kind]["monitor"], truth[kind]["mode"])
 
 
-def test_predictions_on_the_test_split_keep_the_original_text(runs, tmp_path):
-    cache, clis = runs
-    run_dir = Path(clis["full"].trainer.log_dir)
+@pytest.mark.parametrize("source", ["test split", "predict_file"])
+def test_predictions_hold_the_input_file_texts_once_per_row_in_order(source, tiny_bert, tmp_path):
+    """predictions.csv against the input file, read back by the csv module (not against the column
+    the writer reads): texts shuffled, repeated (each comes back once per input row, in input
+    order) and such as a CSV reader types as numbers or missing values."""
+    base = [f"The film was {'good' if i % 2 else 'bad'} {i}." for i in range(10)]
+    base += ["007", "1.50", "0042", "NA", "two\nlines", " spaced "]
+    order = [3, 11, 0, 7, 3, 15, 1, 9, 11, 4, 14, 2, 0, 12, 6, 13, 5, 10, 8, 3]  # every text, some twice
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, texts in (("train.csv", base * 2), ("test.csv", [base[i] for i in order])):
+        with open(data / name, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows([["text", "label"], *[[t, i % 2] for i, t in enumerate(texts)]])
     cli = main([
-        "predict", "--config", QUICKSTART,
-        "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt"),
-        "--data.num_train", "192", "--data.num_test", "48", "--data.cache_dir", str(cache),
-        "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"),
+        "predict", "--model", "lightning_modules.classification.SequenceClassifier",
+        "--model.backbone", tiny_bert, "--data", "datamodules.classification.TextClassificationDataModule",
+        "--data.label_names", "[neg, pos]", "--data.data_dir", str(data), "--data.max_length", "32",
+        "--data.num_workers", "0", "--data.cache_dir", str(tmp_path / "cache"),
+        "--trainer.accelerator", "cpu", "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"),
+        *(["--data.predict_file", str(data / "test.csv")] if source == "predict_file" else []),
     ])
-    with open(Path(cli.trainer.log_dir) / "predictions.csv") as f:
-        texts = [r["text"] for r in csv.DictReader(f)]
-    assert texts == list(cli.datamodule.splits["test"]["text"])
-    assert any(t != t.lower() for t in texts)  # not decoded back from lower-cased token ids
+    with open(data / "test.csv", newline="", encoding="utf-8") as f:
+        expected = [row["text"] for row in csv.DictReader(f)]
+    with open(Path(cli.trainer.log_dir) / "predictions.csv", newline="", encoding="utf-8") as f:
+        written = [row["text"] for row in csv.DictReader(f)]
+    assert len(expected) == len(order) and len(set(expected)) < len(expected)
+    assert written == expected

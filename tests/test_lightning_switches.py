@@ -1,54 +1,48 @@
-"""Lightning's own switches work with the callbacks configs/defaults.yaml adds, and each one
-takes effect; the early stopping overlay stops a run that does not learn."""
+"""What our code adds to Lightning's switches: `configs/defaults.yaml` adds a progress bar,
+checkpoint callbacks and a learning-rate monitor, which Lightning refuses once their switch is
+off; train.py's `CLI.drop_callbacks_switched_off` drops them, and only them. And the early
+stopping overlay stops a run that does not learn."""
 
-from pathlib import Path
+from collections import Counter
 
 import pytest
-from lightning.pytorch.callbacks import EarlyStopping, ModelSummary
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 
 from tests.helpers import CONFIGS, quick_args
-from train import main
+from train import DEFAULTS, main
 
-
-def checkpoints(trainer, tmp_path) -> list[Path]:
-    return list((tmp_path / "logs").rglob("*.ckpt"))
-
-
-def validations(trainer) -> int:
-    events = EventAccumulator(trainer.log_dir, size_guidance={"scalars": 0})
-    events.Reload()
-    return len(events.Scalars("val/acc"))
-
-
-# switch -> (arguments, what must hold after the run: a check of (trainer, tmp_path))
+# switch -> (arguments, the callback class of configs/defaults.yaml it drops)
 SWITCHES = {
-    "no progress bar": (["--trainer.enable_progress_bar", "false"],
-                        lambda t, tmp: t.progress_bar_callback is None),
-    "no checkpointing": (["--trainer.enable_checkpointing", "false"],
-                         lambda t, tmp: t.checkpoint_callback is None and not checkpoints(t, tmp)),
-    "no logger": (["--trainer.logger", "false"],
-                  lambda t, tmp: t.logger is None and not list(tmp.rglob("events.out.tfevents.*"))),
-    "no model summary": (["--trainer.enable_model_summary", "false"],
-                         lambda t, tmp: not any(isinstance(c, ModelSummary) for c in t.callbacks)),
-    "fast_dev_run": (["--trainer.fast_dev_run", "true"],
-                     lambda t, tmp: t.global_step == 1 and not checkpoints(t, tmp)),
-    "max_steps": (["--trainer.max_steps", "3"], lambda t, tmp: t.global_step == 3),
-    "limit batches": (["--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1"],
-                      lambda t, tmp: t.global_step == 2 and t.num_val_batches == [1]),
-    "validation every 2 batches": (["--trainer.val_check_interval", "2",
-                                    "--trainer.limit_train_batches", "4"],
-                                   lambda t, tmp: t.global_step == 4 and validations(t) == 2),
+    "no progress bar": (["--trainer.enable_progress_bar", "false"], TQDMProgressBar),
+    "no checkpointing": (["--trainer.enable_checkpointing", "false"], ModelCheckpoint),
+    "no logger": (["--trainer.logger", "false"], LearningRateMonitor),
 }
 
 
+def callbacks_of(tiny_bert, tmp_path, shared_cache, *switch: str) -> Counter:
+    """The Trainer's callbacks, by class, as train.py builds them for `fit`, which is not run:
+    without a subcommand (run=False) the defaults file is given first, as train.py applies it."""
+    args = ["--config", str(DEFAULTS), *quick_args(tiny_bert, tmp_path, shared_cache, *switch)[1:]]
+    return Counter(type(c) for c in main(args, run=False).trainer.callbacks)
+
+
 @pytest.mark.parametrize("switch", SWITCHES)
-def test_lightning_switches_work_with_our_defaults_and_take_effect(switch, tmp_path, tiny_bert, shared_cache):
-    args, took_effect = SWITCHES[switch]
-    cli = main(quick_args(tiny_bert, tmp_path, shared_cache, "--trainer.max_epochs", "1",  # 8 batches
-                          "--data.batch_size", "8", "--test_after_fit", "false", *args))
-    assert cli.trainer.state.finished
-    assert took_effect(cli.trainer, tmp_path)
+def test_a_switch_drops_the_default_callbacks_it_turns_off_and_no_other(switch, tmp_path, tiny_bert,
+                                                                           shared_cache):
+    args, dropped = SWITCHES[switch]
+    defaults = callbacks_of(tiny_bert, tmp_path, shared_cache)
+    assert defaults[dropped] >= 1  # configs/defaults.yaml adds it (two ModelCheckpoints)
+    switched = callbacks_of(tiny_bert, tmp_path, shared_cache, *args)  # Lightning refuses a kept one
+    assert switched == Counter({kind: n for kind, n in defaults.items() if kind is not dropped})
+
+
+def test_a_run_with_every_switch_off_trains(tmp_path, tiny_bert, shared_cache):
+    """The learning-rate monitor is refused only when training starts, without a logger."""
+    switches = [arg for args, _ in SWITCHES.values() for arg in args]
+    cli = main(quick_args(tiny_bert, tmp_path, shared_cache, *switches, "--trainer.max_steps", "1",
+                          "--trainer.limit_val_batches", "0", "--test_after_fit", "false"))
+    assert cli.trainer.state.finished and cli.trainer.global_step == 1
+    assert not list(tmp_path.rglob("*.ckpt")) and not list(tmp_path.rglob("events.out.tfevents.*"))
 
 
 def test_early_stopping_overlay_stops_a_run(tmp_path, tiny_bert, shared_cache):
