@@ -110,13 +110,16 @@ class EncoderModule(LightningModule):
         return None
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Allow checkpoints without frozen weights, but refuse ones that do not fit this model."""
+        """A lean checkpoint is completed with this model's own frozen weights (the pretrained
+        backbone it was rebuilt from), so every load is strict; one that misses a weight that
+        trains, or does not fit, is refused in one line."""
         saved = checkpoint["state_dict"]
         problem = self.misfit(saved)
         if problem:
             raise UserError(f"checkpoint does not fit this model ({problem}); was it saved with "
                             "another backbone, task, label set or LoRA setting?")
-        self.strict_loading = set(saved) == set(self.state_dict())
+        frozen = {key: value for key, value in self.state_dict().items() if key not in saved}
+        checkpoint["state_dict"] = {**frozen, **saved}
 
     def configure_optimizers(self):
         hp = self.hparams

@@ -35,10 +35,9 @@ class HFExport(Callback):
         CPU and outside any wrapper: under FSDP the live module's layers are sharded, and a copy of
         them is no model to save."""
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        if best:  # Lightning rebuilds the module from the checkpoint's hparams; `strict=False` lets
-            # partly frozen checkpoints (what trains only) load, and `EncoderModule.misfit` refuses
-            # any other mismatch in one line
-            model = type(pl_module).load_from_checkpoint(best, map_location="cpu", strict=False).model
+        if best:  # rebuilt from the checkpoint's hparams; a lean checkpoint's frozen weights are the
+            # rebuilt backbone's (`EncoderModule.on_load_checkpoint`)
+            model = type(pl_module).load_from_checkpoint(best, map_location="cpu").model
         else:
             model = copy.deepcopy(pl_module.model).cpu()
         tokenizer = trainer.datamodule.tokenizer

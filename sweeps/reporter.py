@@ -42,8 +42,16 @@ class TrialReporter(Callback):
         self.run_dir = Path(trainer.log_dir or trainer.default_root_dir)
         self.trial.set_user_attr("run_dir", str(self.run_dir))  # where a retry finds last.ckpt
 
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Lightning has just set the validation interval from the config: ours replaces it (here
+        for a run resumed mid-epoch, which starts no epoch)."""
+        self.set_interval(trainer)
+
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Lightning has just set the validation interval from the config: ours replaces it."""
+        """Again where Lightning reloads the training data each epoch (and sets it anew)."""
+        self.set_interval(trainer)
+
+    def set_interval(self, trainer: Trainer) -> None:
         loader = trainer.train_dataloader
         texts, batch = len(loader.dataset), loader.batch_size
         every = self.every_texts or max(
@@ -53,6 +61,9 @@ class TrialReporter(Callback):
                             f"batch size, {self.multiple}) never comes in an epoch of {texts} texts: "
                             "set validate_every_texts lower, or train on more texts")
         trainer.val_check_batch = every // batch
+        # the fraction of an epoch, as Lightning's checkpoint callbacks read it: below 1.0 they
+        # save after each validation rather than at the epoch's end
+        trainer.val_check_interval = every / texts
         self.partial_last_batch = texts % batch != 0
 
     def on_train_batch_start(

@@ -37,7 +37,7 @@ def truth(trained_runs, tmp_path_factory) -> dict:
                            weights_only=False)["callbacks"]
         key, state = next((k, v) for k, v in saved.items()
                           if k.startswith("ModelCheckpoint") and v["best_model_score"] is not None)
-        module = type(cli.model).load_from_checkpoint(state["best_model_path"], strict=False)  # LoRA: lean
+        module = type(cli.model).load_from_checkpoint(state["best_model_path"])
         trainer = Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
                           enable_model_summary=False, default_root_dir=tmp_path_factory.mktemp("evaluate"))
         test = trainer.test(module, datamodule=cli.datamodule, verbose=False)[0]
