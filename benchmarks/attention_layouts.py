@@ -18,7 +18,7 @@ import torch
 from benchmarks.common import RESULTS, Timer, machine, parser, table, write_report
 from core.errors import exit_on_user_error
 from core.pretrained import resolve_backbone
-from datamodules import sources
+from datamodules import cells, sources
 from lightning_modules.attention_kernels import LAYOUTS, PADDED_VIEW_MAX_WORK, layout
 
 HEADS, HEAD_DIM = 12, 32
@@ -33,7 +33,7 @@ def text_lengths(data_dir: str, tokenizer_dir: str, count: int) -> dict[str, lis
     for name, folder, fields, cut in (("AG News", "ag_news", ["text"], [128]),
                                       ("IMDB", "imdb", ["text"], [128, 512])):
         test = sources.load_local(f"{data_dir}/{folder}")["test"].shuffle(seed=0).select(range(count))
-        texts = sources.joined_texts(test, fields, name)
+        texts = cells.joined_texts(test, fields, name)
         full = [len(ids) for ids in tokenizer(texts)["input_ids"]]
         for max_length in cut:
             found[f"{name} at {max_length}"] = [min(n, max_length) for n in full]

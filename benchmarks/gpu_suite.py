@@ -20,7 +20,6 @@ import argparse
 import gzip
 import json
 import os
-import platform
 import random
 import re
 import shutil
@@ -35,7 +34,9 @@ from tempfile import TemporaryDirectory
 import torch
 from safetensors.torch import load_file, save_file
 
+from benchmarks.common import Timer, table, write_report
 from benchmarks.random_models import save_random_model
+from core.events import run_events, scalars
 from core.pretrained import resolve_backbone
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +60,8 @@ DRY_ARCH = {"distilbert": "tiny-distilbert", "bert-base": "tiny"}
 # the dry run runs one step of each kind: these repeat another's command with another precision
 # (both are 32-true on the CPU) or another model shape
 DRY_RUN_REPEATS = {"fit-bf16-mixed": "fit-16-mixed", "throughput-bert-base": "throughput-distilbert"}
+CARRIED = ("datasets", "peft")  # versions the summary names beside `write_report`'s: .whl/ carries them
+CLOCK = torch.device("cpu")  # the suite's clock waits for no GPU: its steps run in their own processes
 
 
 def parse_args() -> argparse.Namespace:
@@ -117,7 +120,7 @@ def throughput_command(arch: str, args, scratch: Path, cuda: bool) -> list[str]:
 
 def run_step(name: str, command: list[str], args, deadline: float) -> dict:
     """Runs `command` into `<out>/<name>.txt`, killed with its children at its limit or the deadline."""
-    limit = round(min(LIMITS[name], deadline - time.monotonic()))
+    limit = round(min(LIMITS[name], deadline - time.perf_counter()))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(ROOT)])),
            # tiny models gain nothing from more CPU threads, which only spin when the cores are shared
@@ -126,8 +129,7 @@ def run_step(name: str, command: list[str], args, deadline: float) -> dict:
             "seconds": 0, "limit_s": max(limit, 0)}
     if args.dry_run and name in DRY_RUN_REPEATS:
         step["status"] = f"skipped: the dry run runs {DRY_RUN_REPEATS[name]} only"
-    started = time.monotonic()
-    with open(args.out / f"{name}.txt", "w") as log:
+    with Timer(CLOCK) as clock, open(args.out / f"{name}.txt", "w") as log:
         print("$ " + " ".join(command) + "\n", file=log, flush=True)
         if limit < MIN_STEP_S or step["status"].startswith("skipped"):
             log.write(step["status"] + "\n")
@@ -141,7 +143,7 @@ def run_step(name: str, command: list[str], args, deadline: float) -> dict:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
                 step["status"] = f"failed: timed out after {limit} s"
-    step["seconds"] = round(time.monotonic() - started, 1)
+    step["seconds"] = round(clock.seconds, 1)
     step["last_lines"] = last_lines(args.out / f"{name}.txt")
     print(f"{name}: {step['status']} ({step['seconds']} s)", flush=True)
     return step
@@ -164,48 +166,36 @@ def read_pytest(step: dict, cuda: bool) -> None:
 def read_fit(step: dict, scratch: Path, dry_run: bool) -> None:
     """Test accuracy, best validation accuracy, epoch times and peak memory from the run's
     TensorBoard events. A real fit that does not learn has failed."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     if step["status"] != "passed":
         return
-    run = next((scratch / "logs" / step["step"]).glob("version_*"))  # the one run of this name
-    events = EventAccumulator(str(run), size_guidance={"scalars": 0})
-    events.Reload()
-    values = {tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
-    step.update(test_acc=values.get("test/acc", [None])[-1], best_val_acc=max(values.get("val/acc", [None])),
-                epoch_s=[round(s, 1) for s in values.get("time/epoch_s", [])],
-                peak_gpu_mb=max(values.get("memory/peak_gpu_mb", [None])))
+    events = run_events(next((scratch / "logs" / step["step"]).glob("version_*")))  # its one run
+    seen = {tag: [value for _, value in scalars(events, tag)]
+            for tag in ("test/acc", "val/acc", "time/epoch_s", "memory/peak_gpu_mb")}
+    step.update(test_acc=(seen["test/acc"] or [None])[-1], best_val_acc=max(seen["val/acc"], default=None),
+                epoch_s=[round(s, 1) for s in seen["time/epoch_s"]],
+                peak_gpu_mb=max(seen["memory/peak_gpu_mb"], default=None))
     floor = 0.0 if dry_run else MIN_FIT_ACC
     if step["test_acc"] is None or step["test_acc"] < floor:
         step["status"] = f"failed: test accuracy {step['test_acc']}, not >= {floor}"
 
 
-def environment(cuda: bool) -> dict:
-    """The machine, and the versions the steps imported (the carried wheels' among them)."""
-
-    def installed(name: str) -> str:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return "missing"
-
-    return {"device": torch.cuda.get_device_name() if cuda else f"CPU, {os.cpu_count()} cores",
-            "python": platform.python_version(), "cuda": torch.version.cuda,
-            **{name: installed(name) for name in ("torch", "transformers", "lightning", "datasets", "peft")}}
-
-
-def table(header: list[str], rows: list[list]) -> str:  # benchmarks.common's, without its imports
-    return "\n".join("| " + " | ".join(str(cell) for cell in line) + " |"
-                     for line in [header, ["---"] * len(header), *rows])
+def installed(name: str) -> str:
+    """The version of a package the steps import, or "missing"."""
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "missing"
 
 
 def markdown(summary: dict) -> str:
-    env, steps = summary["environment"], summary["steps"]
+    """summary.json (the machine and versions as `write_report` writes them) as summary.md."""
+    steps = summary["steps"]
     fits = [s for s in steps if "precision" in s]
     speeds = [(s["report"]["arch"], r) for s in steps if "report" in s for r in s["report"]["results"]]
     return "\n\n".join([
-        f"# GPU suite{' (dry run)' if summary['dry_run'] else ''}: {env['device']}",
-        ", ".join(f"{name} {env[name]}" for name in env if name != "device")
+        f"# GPU suite{' (dry run)' if summary['dry_run'] else ''}: {summary['device']}",
+        ", ".join(f"{name} {summary[name]}" for name in ("python", "cuda", "torch", "transformers",
+                                                         "lightning", *CARRIED))
         + f"; {summary['seconds']} s from the first step to the last",
         table(["step", "status", "time (s)", "limit (s)", "last line of its log"],
               [[s["step"], s["status"], s["seconds"], s["limit_s"], s["last_lines"][-1].replace("|", "\\|")]
@@ -223,8 +213,9 @@ def main() -> None:
     args = parse_args()
     if args.prepare:
         return prepare(args.prepare, args.data_dir, Path(args.backbone))
-    cuda, started = torch.cuda.is_available(), time.monotonic()
-    deadline = started + args.time_limit
+    cuda, clock = torch.cuda.is_available(), Timer(CLOCK)
+    clock.start()
+    deadline = clock.started + args.time_limit
     args.out.mkdir(parents=True, exist_ok=True)
     with TemporaryDirectory() as tmp:
         scratch = Path(tmp)
@@ -243,9 +234,10 @@ def main() -> None:
                                   args, deadline))
             if steps[-1]["status"] == "passed":  # the benchmark's own report, whole
                 steps[-1]["report"] = json.loads((scratch / f"throughput-{arch}.json").read_text())
-    summary = {"dry_run": args.dry_run, "environment": environment(cuda),
-               "seconds": round(time.monotonic() - started, 1), "steps": steps}
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_report(args.out / "summary.json", {**{name: installed(name) for name in CARRIED},
+                                             "dry_run": args.dry_run, "seconds": round(clock.stop(), 1),
+                                             "steps": steps})
+    summary = json.loads((args.out / "summary.json").read_text())
     (args.out / "summary.md").write_text(markdown(summary))
     print("\n" + markdown(summary))
     sys.exit(0 if all(s["status"].startswith(("passed", "skipped")) for s in steps) else 1)

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding
 
 from core.errors import at_least, check
-from datamodules import sources
+from datamodules import cells, sources
 from datamodules.base import TextDataModule
 from datamodules.labels import check_class_counts, label_id
 from datamodules.packing import PackedCollator, rounding
@@ -24,7 +24,7 @@ def stratified_split(ds: Dataset, fraction: float, seed: int) -> tuple[Dataset, 
     IMDB's 25,000 training reviews)."""
     n_held_out = math.ceil(fraction * len(ds))
     kept, held_out = next(stratified_shuffle_split_generate_indices(
-        np.asarray(sources.column(ds, "label")), len(ds) - n_held_out, n_held_out,
+        np.asarray(cells.column(ds, "label")), len(ds) - n_held_out, n_held_out,
         rng=np.random.default_rng(seed)))
     return ds.select(kept), ds.select(held_out)
 
@@ -118,7 +118,7 @@ class TextClassificationDataModule(TextDataModule):
         hp = self.hparams
         splits = {name: self.to_text_label(ds, name) for name, ds in raw.items()
                   if name in ("train", "validation", "test")}  # not `unsup`: it has no labels
-        check_class_counts(sources.column(splits["train"], "label"), self.label_names, hp.val_fraction,
+        check_class_counts(cells.column(splits["train"], "label"), self.label_names, hp.val_fraction,
                            holding_out="validation" not in splits)
         if "validation" not in splits:
             splits["train"], splits["validation"] = stratified_split(splits["train"], hp.val_fraction,
@@ -137,13 +137,13 @@ class TextClassificationDataModule(TextDataModule):
         """Check columns and labels, join text fields, label -> ClassLabel; a row without a label
         or without text is refused, naming its file, row and column."""
         hp = self.hparams
-        sources.require_columns(ds, [*hp.text_fields, hp.label_field], f"{split} data",
+        cells.require_columns(ds, [*hp.text_fields, hp.label_field], f"{split} data",
                                 "set --data.text_fields / --data.label_field")
         where = sources.origin(hp.data_dir, split)
         names = self.label_names
-        labels = [label_id(sources.label_cell(value, names), names, hp.label_field, where, row)
-                  for row, value in enumerate(sources.column(ds, hp.label_field), 1)]
-        texts = sources.joined_texts(ds, hp.text_fields, where, required=True)
+        labels = [label_id(cells.label_cell(value, names), names, hp.label_field, where, row)
+                  for row, value in enumerate(cells.column(ds, hp.label_field), 1)]
+        texts = cells.joined_texts(ds, hp.text_fields, where, required=True)
         out = Dataset.from_dict({"text": texts, "label": labels})
         return out.cast_column("label", ClassLabel(names=self.label_names))
 
@@ -161,7 +161,7 @@ class TextClassificationDataModule(TextDataModule):
             model = self.trainer.lightning_module if self.trainer else None
             self.collator.multiple = rounding(bool(model and model.hparams.get("compile")))
         if stage == "predict" and self.hparams.predict_file:
-            texts = sources.read_texts(self.hparams.predict_file, self.hparams.text_fields)
+            texts = cells.read_texts(self.hparams.predict_file, self.hparams.text_fields)
             texts = Dataset.from_dict({"text": texts, "label": [0] * len(texts)})
             self.splits = DatasetDict({"predict": self.tokenize(texts)})
             return
@@ -175,7 +175,7 @@ class TextClassificationDataModule(TextDataModule):
 
     def predict_texts(self) -> list[str]:
         """The texts `predict` runs on, in input order: row i of the predict loader is text i."""
-        return sources.column(self.splits[self.predict_split()], "text")
+        return cells.column(self.splits[self.predict_split()], "text")
 
     def predict_dataloader(self) -> DataLoader:
         return self.loader(self.predict_split(), shuffle=False)

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from transformers import DataCollatorForLanguageModeling, default_data_collator
 
 from core.errors import UserError, at_least, check
-from datamodules import sources
+from datamodules import cells, sources
 from datamodules.base import TextDataModule
 
 log = logging.getLogger(__name__)
@@ -125,11 +125,11 @@ class MaskedLMDataModule(TextDataModule):
             raise UserError(f"the source has no split '{missing[0]}'; splits are {sorted(raw)} "
                             "(set --data.train_splits)")
         for name in {*hp.train_splits, hp.val_split} & set(raw):
-            sources.require_columns(raw[name], hp.text_fields, f"{name} data", "set --data.text_fields")
+            cells.require_columns(raw[name], hp.text_fields, f"{name} data", "set --data.text_fields")
 
         def joined(split: str) -> Dataset:
             where = sources.origin(hp.data_dir, split)
-            return Dataset.from_dict({"text": sources.joined_texts(raw[split], hp.text_fields, where)})
+            return Dataset.from_dict({"text": cells.joined_texts(raw[split], hp.text_fields, where)})
 
         train = concatenate_datasets([joined(s) for s in hp.train_splits])
         if hp.val_split in raw:

@@ -1,6 +1,6 @@
-"""Every bad input of the catalogue (tests/bad_inputs.py) stops the real CLI, in-process, with one
-`error:` line naming the bad file, row or option, before any checkpoint is written; and the
-exit path itself: status 1, the line last on stderr, no traceback."""
+"""Every bad input of the catalogue (tests/bad_inputs.py, tests/bad_data.py) stops the real CLI,
+in-process, with one `error:` line naming the bad file, row or option, before any checkpoint is
+written; and the exit path itself: status 1, the line last on stderr, no traceback."""
 
 import pytest
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from core.errors import UserError
-from datamodules import sources
+from datamodules import cells, readers, sources
 
 ROWS = [{"text": f"review number {i}", "label": i % 2} for i in range(10)]
 
@@ -84,21 +84,21 @@ def test_a_number_where_text_belongs_is_its_text(tmp_path):
     write_jsonl(tmp_path / "train.jsonl", [{"text": "good"}, {"text": 0}, {"text": 2.5}])
     (tmp_path / "test.csv").write_text("code,note\n7,12\n0,\n")
     ds = sources.load_local(str(tmp_path))
-    assert sources.joined_texts(ds["train"], ["text"], "train") == ["good", "0", "2.5"]
+    assert cells.joined_texts(ds["train"], ["text"], "train") == ["good", "0", "2.5"]
     assert [ds["test"].features[c].dtype for c in ("code", "note")] == ["large_string"] * 2
-    assert sources.joined_texts(ds["test"], ["code", "note"], "test") == ["7 12", "0"]
+    assert cells.joined_texts(ds["test"], ["code", "note"], "test") == ["7 12", "0"]
 
 
 def test_a_null_title_beside_a_description_is_predicted_on_the_description(tmp_path):
     rows = [{"title": None, "description": "stocks rise"}, {"title": "Oil", "description": None},
             {"title": "Rain", "description": "in Spain"}]
     write_jsonl(tmp_path / "news.jsonl", rows)
-    texts = sources.read_texts(str(tmp_path / "news.jsonl"), ["title", "description"])
+    texts = cells.read_texts(str(tmp_path / "news.jsonl"), ["title", "description"])
     assert texts == ["stocks rise", "Oil", "Rain in Spain"]
 
 
 def test_a_number_after_the_first_10_mb_of_json_leaves_every_text_as_written(tmp_path):
     """The reader types a JSON column by its first 10 MB, unless the file is read in one chunk."""
     write_jsonl(tmp_path / "train.jsonl", [{"text": "x" * (1 << 20)}] * 11 + [{"text": "last"}, {"text": 5}])
-    texts = sources.joined_texts(sources.read_dataset(tmp_path / "train.jsonl"), ["text"], "train")
+    texts = cells.joined_texts(readers.read_dataset(tmp_path / "train.jsonl"), ["text"], "train")
     assert texts[-2:] == ["last", "5"]

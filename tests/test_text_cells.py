@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from core.errors import UserError
-from datamodules import sources
+from datamodules import cells, sources
 from tests.helpers import classification_dm
 
 # texts a CSV reader would type as numbers, booleans or missing values, or otherwise rewrite
@@ -24,25 +24,25 @@ def write_csv(path, header: list[str], rows: list[list]) -> str:
 
 def test_csv_texts_come_back_byte_for_byte(tmp_path):
     source = write_csv(tmp_path / "texts.csv", ["text"], [[t] for t in AS_WRITTEN])
-    assert sources.read_texts(source, ["text"]) == AS_WRITTEN
+    assert cells.read_texts(source, ["text"]) == AS_WRITTEN
     write_csv(tmp_path / "train.csv", ["text", "label"], [[t, i % 2] for i, t in enumerate(AS_WRITTEN)])
     train = sources.load_local(str(tmp_path))["train"]
-    assert sources.joined_texts(train, ["text"], "train") == AS_WRITTEN
+    assert cells.joined_texts(train, ["text"], "train") == AS_WRITTEN
 
 
 def test_a_csv_column_of_digits_then_words_comes_back_as_written(tmp_path):
     """pandas types a CSV by chunks of 10,000 rows: digits first, words after them."""
     texts = [f"{i:05d}" for i in range(10_005)] + ["a word", "1.50"]
     source = write_csv(tmp_path / "texts.csv", ["text"], [[t] for t in texts])
-    assert sources.read_texts(source, ["text"]) == texts
+    assert cells.read_texts(source, ["text"]) == texts
 
 
 def test_json_and_parquet_numbers_are_their_text(tmp_path):
     """These files type their own values: a number is its text, as before."""
     (tmp_path / "texts.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in ["7", 7, 1.5]))
-    assert sources.read_texts(str(tmp_path / "texts.jsonl"), ["text"]) == ["7", "7", "1.5"]
+    assert cells.read_texts(str(tmp_path / "texts.jsonl"), ["text"]) == ["7", "7", "1.5"]
     pd.DataFrame({"text": [7.0, 1.5]}).to_parquet(tmp_path / "texts.parquet")
-    assert sources.read_texts(str(tmp_path / "texts.parquet"), ["text"]) == ["7", "1.5"]
+    assert cells.read_texts(str(tmp_path / "texts.parquet"), ["text"]) == ["7", "1.5"]
 
 
 @pytest.mark.parametrize("names, labels, ids", [
@@ -91,6 +91,6 @@ def test_a_prediction_row_without_text_is_refused_and_a_blank_line_of_txt_skippe
     .txt file holds one text per line, and a blank line holds none."""
     source = write_csv(tmp_path / "texts.csv", ["id", "text"], [[1, "007"], [2, ""], [3, "fine"]])
     with pytest.raises(UserError, match=f"^{source} row 2: missing 'text' \\(empty\\)"):
-        sources.read_texts(source, ["text"])
+        cells.read_texts(source, ["text"])
     (tmp_path / "texts.txt").write_text("007\n\n   \n 1.50 \n")
-    assert sources.read_texts(str(tmp_path / "texts.txt"), ["text"]) == ["007", " 1.50 "]
+    assert cells.read_texts(str(tmp_path / "texts.txt"), ["text"]) == ["007", " 1.50 "]
