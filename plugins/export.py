@@ -7,6 +7,9 @@ from pathlib import Path
 from lightning import Callback, LightningModule, Trainer
 from peft import PeftModel
 
+from plugins.hub import push_export
+from plugins.model_card import write_model_cards
+
 log = logging.getLogger(__name__)
 
 
@@ -50,3 +53,15 @@ class HFExport(Callback):
         model.save_pretrained(run_dir / self.dirname)
         tokenizer.save_pretrained(run_dir / self.dirname)
         log.info("exported the %s weights to %s", "best" if best else "final", run_dir / self.dirname)
+
+    def publish(self, trainer: Trainer, config, module: LightningModule, test: dict) -> None:
+        """The export's model cards from what the run holds after fit (so after its test), and the
+        push to the hub where `--push_to_hub` asks for it; on the process of rank 0."""
+        run_dir = Path(trainer.log_dir)  # a collective under DDP: every process asks
+        if not trainer.is_global_zero:
+            return
+        folders = [run_dir / name for name in (self.dirname, self.adapter_dirname)
+                   if (run_dir / name).is_dir()]
+        write_model_cards(run_dir, config, trainer, module, test, folders, config.push_to_hub)
+        if config.push_to_hub:
+            push_export(config.push_to_hub, config.hub_private, folders)

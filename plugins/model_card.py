@@ -1,7 +1,9 @@
-"""The model card of an export (`hf_model/README.md`, `adapter/README.md`), written with
-huggingface_hub's ModelCard from what the run recorded: its TensorBoard events (every validation,
-the best checkpoint's test metrics), its resolved config and its best checkpoint (the optimizer's
-own settings). So the card and TensorBoard agree, for resumed, LoRA, MLM and DDP runs alike."""
+"""The model card of an export (`hf_model/README.md`, `adapter/README.md`): huggingface_hub's
+ModelCard from the template `plugins/model_card.md`, filled from what the CLI holds after fit (the
+test metrics of the exported checkpoint, or the validation metrics it was saved with; its
+monitored value), the run's resolved config, its TensorBoard events (the table of every
+validation) and its best checkpoint (the optimizer's own settings). One card for classification,
+MLM, LoRA (adapter card) and sweep trials."""
 
 import importlib.metadata
 import math
@@ -18,6 +20,7 @@ from lightning_modules.base import parameter_counts
 HUB_IDS = {**ALIASES, MINILM_ALIAS: "sentence-transformers/all-MiniLM-L6-v2"}
 METRIC_TYPES = {"acc": "accuracy", "f1": "f1", "loss": "loss", "perplexity": "perplexity"}
 COLUMNS = {"acc": "Accuracy", "f1": "F1 (macro)", "perplexity": "Perplexity"}
+TEMPLATE = Path(__file__).with_name("model_card.md")
 FRAMEWORKS = ("torch", "lightning", "transformers", "peft", "datasets", "tokenizers", "huggingface_hub")
 
 
@@ -97,48 +100,64 @@ def hyperparameters(config, trainer: Trainer, optimizer: dict) -> list[str]:
     return lines
 
 
-def results(events, test_prefix: str, metrics: list[str],
-            best_step: int | None) -> tuple[str, dict[str, float]]:
-    """(split, {metric: value}) of the exported checkpoint: its test metrics where the run tested
-    it, else its validation metrics at the step it was saved."""
-    tags = events.Tags()["scalars"]
-    test = {name: scalars(events, f"{test_prefix}{name}")[-1][1] for name in ["loss", *metrics]
-            if f"{test_prefix}{name}" in tags}
-    if test:
-        return "test", test
-    found = {name: dict(scalars(events, f"val/{name}")).get(best_step) for name in ["loss", *metrics]}
-    return "validation", {name: value for name, value in found.items() if value is not None}
+def exported_results(checkpoint, test: dict, metrics: list[str]) -> tuple[str, dict[str, float]]:
+    """(split, {metric: value}) of the exported checkpoint, as the CLI holds them after fit: its
+    test metrics where the run tested it, else the validation metrics it was saved with."""
+    found = {name: float(test[f"test/{name}"]) for name in ["loss", *metrics] if f"test/{name}" in test}
+    if found:
+        return "test", found
+    saved = getattr(checkpoint, "saved_metrics", {}).get(checkpoint.best_model_path, {}) if checkpoint else {}
+    return "validation", {name: saved[f"val/{name}"] for name in ["loss", *metrics] if f"val/{name}" in saved}
 
 
-def write_model_cards(run_dir: Path, config, trainer: Trainer, module: LightningModule,
+def fresh_run_options(config) -> str:
+    """What the Reproduce line adds so that a resumed run's config starts a new run in a new
+    folder instead of resuming into the old one."""
+    logger = config.trainer.logger
+    resumed = config.get("ckpt_path") or (logger and logger.init_args.get("version") is not None)
+    return " --ckpt_path null --trainer.logger.init_args.version null" if resumed else ""
+
+
+def write_model_cards(run_dir: Path, config, trainer: Trainer, module: LightningModule, test: dict,
                       export_dirs: list[Path], repo_id: str | None = None) -> list[Path]:
-    """README.md in each export folder; returns their paths."""
-    events = run_events(run_dir)
+    """README.md in each export folder, from `plugins/model_card.md`; returns their paths."""
     mlm = type(module).__name__ == "MaskedLanguageModel"
     metrics = ["perplexity", "acc"] if mlm else ["acc", "f1"]
     checkpoint = trainer.checkpoint_callback
-    best = checkpoint.best_model_path if checkpoint is not None else ""
-    monitor = checkpoint.monitor if checkpoint is not None else None
-    best_logged = scalars(events, f"hp/best_{monitor.replace('/', '_')}") if monitor else []
-    best_val = (monitor, best_logged[-1][1]) if best_logged else None
-    # the validation the exported checkpoint was saved at: where its monitored value was logged
-    best_step = next((step for step, value in reversed(scalars(events, monitor))
-                      if value == best_val[1]), None) if best_val else None
-    split, scores = results(events, "hp/test_", metrics, best_step)
-    backbone = config.model.init_args.backbone
-    base = base_model(backbone)
-    hub_dataset, dataset_name = dataset_of(config.data.init_args)
+    split, scores = exported_results(checkpoint, test, metrics)
+    best_val = ((checkpoint.monitor, float(checkpoint.best_model_score))
+                if checkpoint is not None and checkpoint.best_model_score is not None else None)
+    model, data = config.model.init_args, config.data.init_args
+    base = base_model(model.backbone)
+    hub_dataset, dataset_name = dataset_of(data)
     task = "fill-mask" if mlm else "text-classification"
     total, trainable = parameter_counts(module)
-    lora = config.model.init_args.get("lora")
+    lora = model.get("lora")
     name = repo_id.split("/")[-1] if repo_id else run_name(run_dir)
     batches = trainer.num_training_batches
     steps_per_epoch = math.ceil(batches / trainer.accumulate_grad_batches) if math.isfinite(batches) else None
-    rows = validation_rows(events, metrics, steps_per_epoch)
+    saved = checkpoint.best_model_path or checkpoint.last_model_path if checkpoint is not None else ""
+    base_name = base or f"a local model ({Path(model.backbone).name})"
+    values = dict(
+        name=name, dataset_name=dataset_name, task=task, trainable=trainable, total=total, split=split,
+        base_link=f"[{base}](https://huggingface.co/{base})" if base else base_name,
+        what="masked-language modelling" if mlm else f"{task} ({', '.join(data.label_names)})",
+        method=(f"LoRA adapters of rank {lora.r} (the head trains in full)" if lora else
+                f"full fine-tuning with the first {model.freeze_layers} layers frozen"
+                if model.get("freeze_layers") else "full fine-tuning"),
+        scores=[(COLUMNS.get(metric, metric.title()), value) for metric, value in scores.items()],
+        best_val=best_val, head="AutoModelForMaskedLM" if mlm else "AutoModelForSequenceClassification",
+        base_id=base or "<base model>", labels="" if mlm else f", num_labels={len(data.label_names)}",
+        hyperparameters=hyperparameters(config, trainer, optimizer_settings(saved)),
+        header=["Training Loss", "Epoch", "Step", "Validation Loss", *(COLUMNS[m] for m in metrics)],
+        rows=validation_rows(run_events(run_dir), metrics, steps_per_epoch),
+        recipe=", ".join(str(path) for path in config.get("config") or []) or "no config file",
+        config_path=run_dir / "config.yaml", fresh=fresh_run_options(config),
+        versions=[(package, importlib.metadata.version(package)) for package in FRAMEWORKS])
     paths = []
     for folder in export_dirs:
         adapter = folder.name != "hf_model" and lora is not None
-        data = ModelCardData(
+        card_data = ModelCardData(
             base_model=base, library_name="peft" if adapter else "transformers", pipeline_tag=task,
             datasets=[hub_dataset] if hub_dataset else None, language=["en"], model_name=name,
             tags=["bert-lightning", "pytorch-lightning", *(["masked-lm"] if mlm else []),
@@ -147,53 +166,9 @@ def write_model_cards(run_dir: Path, config, trainer: Trainer, module: Lightning
                                      dataset_name=dataset_name, dataset_split=split,
                                      metric_type=METRIC_TYPES[metric], metric_value=value,
                                      metric_name=f"{split} {metric}") for metric, value in scores.items()])
-        text = card_text(name, base or f"a local model ({Path(backbone).name})", dataset_name, task, mlm,
-                         lora, config, trainable, total, split, scores, best_val, rows, metrics, trainer,
-                         optimizer_settings(best or (checkpoint.last_model_path if checkpoint else "")),
-                         folder, adapter, repo_id)
+        card = ModelCard.from_template(card_data, template_path=str(TEMPLATE), adapter=adapter,
+                                       where=repo_id or str(folder), **values)
         path = folder / "README.md"
-        ModelCard(f"---\n{data.to_yaml()}\n---\n{text}").save(path)
+        card.save(path)
         paths.append(path)
     return paths
-
-
-def card_text(name, base, dataset_name, task, mlm, lora, config, trainable, total, split, scores, best_val,
-              rows, metrics, trainer, optimizer, folder, adapter, repo_id) -> str:
-    model = config.model.init_args
-    method = (f"LoRA adapters of rank {lora.r} (the head trains in full)" if lora else
-              f"full fine-tuning with the first {model.freeze_layers} layers frozen"
-              if model.get("freeze_layers") else "full fine-tuning")
-    base_link = f"[{base}](https://huggingface.co/{base})" if "/" in base and not base.startswith("a local") \
-        else base
-    what = "masked-language modelling" if mlm else f"{task} ({', '.join(config.data.init_args.label_names)})"
-    lines = [f"# {name}", "",
-             f"This model is a fine-tuned version of {base_link} on {dataset_name}, for {what}, by {method}, "
-             f"with bert-lightning (PyTorch Lightning). It trained {trainable:,} "
-             f"of its {total:,} parameters.", "",
-             f"It achieves the following results on the {split} set (the exported, best checkpoint):"]
-    lines += [f"- {COLUMNS.get(metric, metric.title())}: {value:.4f}" for metric, value in scores.items()]
-    if best_val is not None:
-        lines += ["", f"Its {best_val[0]} on the validation set was {best_val[1]:.4f}, the best of the run."]
-    where = repo_id or str(folder)
-    lines += ["", "## How to use", "", "```python"]
-    if adapter:
-        head = "AutoModelForMaskedLM" if mlm else "AutoModelForSequenceClassification"
-        labels = "" if mlm else f", num_labels={len(config.data.init_args.label_names)}"
-        lines += ["from peft import PeftModel", f"from transformers import {head}", "",
-                  f"base = {head}.from_pretrained(\"{base if '/' in base else '<base model>'}\"{labels})",
-                  f"model = PeftModel.from_pretrained(base, \"{where}\")  # adapter and trained head"]
-    else:
-        lines += ["from transformers import pipeline", "",
-                  f"model = pipeline(\"{task}\", model=\"{where}\")"]
-    lines += ["```", "", "## Training procedure", "", "### Training hyperparameters", ""]
-    lines += [f"- {line}" for line in hyperparameters(config, trainer, optimizer)]
-    header = ["Training Loss", "Epoch", "Step", "Validation Loss", *(COLUMNS[m] for m in metrics)]
-    lines += ["", "### Training results", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    recipe = ", ".join(str(path) for path in config.get("config") or []) or "no config file"
-    lines += ["", "### Reproduce", "", "```bash",
-              f"# every option of this run, resolved (its recipe: {recipe}, and the options given beside it)",
-              f"python train.py fit --config {folder.parent / 'config.yaml'}", "```", "",
-              "### Framework versions", ""]
-    lines += [f"- {package}: {importlib.metadata.version(package)}" for package in FRAMEWORKS]
-    return "\n".join(lines) + "\n"

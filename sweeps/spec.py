@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from jsonargparse import ActionConfigFile, ArgumentParser
 from optuna.distributions import (
     BaseDistribution,
@@ -16,6 +15,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from core.config_files import check_mappings
 from core.errors import UserError
 
 Value = int | float | str | bool | None
@@ -165,7 +165,9 @@ def parser() -> ArgumentParser:
 
 
 def load(args: list[str]) -> Sweep:
-    check_mapping(args)
+    check_mappings(args, "sweep file", "not a sweep: expected a mapping with name, configs and "
+                   "params, e.g. 'name: lr' / 'configs: [configs/quickstart.yaml]' / 'params: "
+                   "{model.init_args.learning_rate: {type: float, low: 1e-5, high: 1e-3, log: true}}'")
     options = parser()
     try:
         namespace = options.parse_args(args)
@@ -182,24 +184,6 @@ def load(args: list[str]) -> Sweep:
         key: value if isinstance(value, Param) else Param(**value) for key, value in sweep.params.items()
     }
     return sweep
-
-
-def check_mapping(args: list[str]) -> None:
-    """A sweep file that is YAML but not a mapping is refused naming the file and what it must
-    hold; jsonargparse would say only 'sweep file: <its content>'."""
-    paths = [value for flag, value in zip(args, args[1:]) if flag in ("--config", "-c")]
-    for path in [*paths, *(arg.split("=", 1)[1] for arg in args if arg.startswith("--config="))]:
-        try:
-            content = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError, yaml.YAMLError):
-            continue  # a missing or broken file: jsonargparse's message says where
-        if not isinstance(content, dict):
-            what = ("a list" if isinstance(content, list) else "nothing" if content is None
-                    else f"only {content!r}")
-            raise UserError(f"sweep file {path} holds {what}: expected a mapping with name, configs "
-                            "and params, e.g. 'name: lr' / 'configs: [configs/quickstart.yaml]' / "
-                            "'params: {model.init_args.learning_rate: {type: float, low: 1e-5, "
-                            "high: 1e-3, log: true}}'")
 
 
 def first_line(message: str) -> str:

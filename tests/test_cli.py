@@ -15,6 +15,7 @@ from peft import PeftModel
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
 import train
+from core import trainer_config
 from core.errors import UserError
 from datamodules.synthetic import generate
 from lightning_modules.adapters import body, encoder_layers
@@ -64,7 +65,7 @@ def test_every_config_builds_alone_and_with_lora(config, overlay, tiny_bert, mon
 @pytest.mark.parametrize("native, precision", [(True, "bf16-mixed"), (False, "32-true")])
 def test_float16_on_the_cpu_becomes_bfloat16_where_the_cpu_has_it_else_32_bit(native, precision, tiny_bert,
                                                                              monkeypatch):
-    monkeypatch.setattr(train, "cpu_has_native_bfloat16", lambda: native)
+    monkeypatch.setattr(trainer_config, "cpu_has_native_bfloat16", lambda: native)
     monkeypatch.setattr(train.CLI, "before_fit", lambda cli: (_ for _ in ()).throw(Built(cli)))
     with pytest.warns(UserWarning, match=f"precision={precision} \\(this CPU"), pytest.raises(Built) as built:
         main(["fit", "--config", QUICKSTART, "--model.backbone", tiny_bert, "--trainer.accelerator", "auto",

@@ -36,14 +36,14 @@ def truth(trained_runs, tmp_path_factory) -> dict:
         saved = torch.load(Path(cli.trainer.log_dir) / "checkpoints" / "last.ckpt", map_location="cpu",
                            weights_only=False)["callbacks"]
         key, state = next((k, v) for k, v in saved.items()
-                          if k.startswith("ModelCheckpoint") and v["best_model_score"] is not None)
+                          if k.startswith("BestCheckpoint") and v["best_model_score"] is not None)
         module = type(cli.model).load_from_checkpoint(state["best_model_path"])
         trainer = Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
                           enable_model_summary=False, default_root_dir=tmp_path_factory.mktemp("evaluate"))
         test = trainer.test(module, datamodule=cli.datamodule, verbose=False)[0]
         facts[kind] = {
             "monitor": state["monitor"], "best": float(state["best_model_score"]),
-            "mode": ast.literal_eval(key.removeprefix("ModelCheckpoint"))["mode"],
+            "mode": ast.literal_eval(key.removeprefix("BestCheckpoint"))["mode"],
             "test": {k.removeprefix("test/"): v for k, v in test.items()},
             "trainable": sum(p.numel() for p in cli.model.parameters() if p.requires_grad)}
     return facts

@@ -3,16 +3,18 @@ one training-results row per validation, for classification, LoRA and MLM runs; 
 refused in one line before training when the hub cannot be reached."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from huggingface_hub import ModelCard
 
 from core.errors import UserError
 from core.events import run_events, scalars
 from datamodules.synthetic import generate
 from plugins.model_card import run_name
-from tests.helpers import MLM, quick_args
+from tests.helpers import MLM, quick_args, shared_run_args
 from train import main
 
 
@@ -100,3 +102,21 @@ def test_push_to_hub_is_refused_in_one_line_before_training_when_offline(tiny_be
     assert message.startswith("--push_to_hub someone/tiny-model: cannot reach the Hugging Face hub")
     assert "\n" not in message
     assert not (tmp_path / "logs").exists()  # refused before any run folder was made
+
+
+def test_a_resumed_runs_card_reproduces_it_in_a_new_folder(trained_runs, tmp_path, shared_cache,
+                                                          tiny_distilbert):
+    """A resumed run's config.yaml resumes into the old folder (ckpt_path, logger version): the
+    card's Reproduce line sets both back, as best.yaml of a sweep does."""
+    run = Path(trained_runs["full"].trainer.log_dir)
+    copy = tmp_path / "logs" / "full" / "version_0"
+    shutil.copytree(run, copy)
+    main(shared_run_args(tiny_distilbert, tmp_path, shared_cache, 3, "--trainer.logger.init_args.name",
+                         "full", "--ckpt_path", str(copy / "checkpoints" / "last.ckpt"),
+                         "--trainer.enable_progress_bar", "false"))
+    lines = card(copy / "hf_model").text.splitlines()
+    line = next(line for line in lines if line.startswith("python train.py"))
+    assert line == (f"python train.py fit --config {copy / 'config.yaml'} --ckpt_path null "
+                    "--trainer.logger.init_args.version null")
+    saved = yaml.safe_load((copy / "config.yaml").read_text())  # what the two options set back
+    assert saved["ckpt_path"] and saved["trainer"]["logger"]["init_args"]["version"] == "version_0"

@@ -85,5 +85,5 @@ def test_a_sweep_file_that_is_no_mapping_is_one_line_naming_it(content, what, tm
     with pytest.raises(UserError) as caught:
         load(["--config", str(path)])
     message = str(caught.value)
-    assert message.startswith(f"sweep file {path} holds {what}: expected a mapping with name, configs")
+    assert message.startswith(f"sweep file {path} holds {what}, not a sweep: expected a mapping with name")
     assert "\n" not in message
