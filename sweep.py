@@ -59,5 +59,8 @@ def existing_seed_study(sweep, db) -> optuna.Study | None:
 
 
 if __name__ == "__main__":
+    from core.console import quiet_console
+
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+    quiet_console()
     exit_on_user_error(lambda: sys.exit(main()))

@@ -13,7 +13,7 @@ def confusion_matrix_figure(counts: torch.Tensor, label_names: list[str]) -> plt
     shares = counts / counts.sum(1, keepdim=True).clamp(min=1)
     size = 1.5 + 0.8 * len(label_names)
     fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    ax.imshow(shares.numpy(), cmap="Blues", vmin=0, vmax=1)
     ticks = range(len(label_names))
     ax.set_xticks(ticks, label_names, rotation=45, ha="right")
     ax.set_yticks(ticks, label_names)

@@ -9,6 +9,7 @@ from datasets.arrow_dataset import stratified_shuffle_split_generate_indices
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding
 
+from core.console import progress_if_long
 from core.errors import at_least, check
 from datamodules import cells, sources
 from datamodules.base import TextDataModule
@@ -154,7 +155,8 @@ class TextClassificationDataModule(TextDataModule):
             return {"input_ids": enc["input_ids"], "labels": batch["label"]}
 
         # the text stays, for predictions.csv; the loaders drop it
-        return ds.map(encode, batched=True, batch_size=1000, remove_columns=["label"], desc="tokenizing")
+        with progress_if_long(len(ds)):
+            return ds.map(encode, batched=True, batch_size=1000, remove_columns=["label"], desc="tokenizing")
 
     def setup(self, stage: str) -> None:
         if isinstance(self.collator, PackedCollator) and self.hparams.packed_length_multiple is None:

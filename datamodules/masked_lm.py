@@ -14,6 +14,7 @@ from datasets import Dataset, DatasetDict, concatenate_datasets
 from torch.utils.data import DataLoader
 from transformers import DataCollatorForLanguageModeling, default_data_collator
 
+from core.console import progress_if_long
 from core.errors import UserError, at_least, check
 from datamodules import cells, sources
 from datamodules.base import TextDataModule
@@ -150,7 +151,8 @@ class MaskedLMDataModule(TextDataModule):
                                  return_attention_mask=False, return_token_type_ids=False)
             return dict(enc)
 
-        tokenized = texts.map(encode, batched=True, remove_columns=["text"], desc="tokenizing")
+        with progress_if_long(len(texts)):
+            tokenized = texts.map(encode, batched=True, remove_columns=["text"], desc="tokenizing")
         blocks = group_into_blocks(tokenized, hp.block_size)
         if len(blocks) == 0:
             tokens = len(flat_values(tokenized.data.column("input_ids")))
@@ -172,8 +174,9 @@ class MaskedLMDataModule(TextDataModule):
             masked = collator(rows)
             return {"input_ids": masked["input_ids"].tolist(), "labels": masked["labels"].tolist()}
 
-        return blocks.map(mask, batched=True, batch_size=256, remove_columns=blocks.column_names,
-                          desc="masking validation blocks")
+        with progress_if_long(len(blocks)):
+            return blocks.map(mask, batched=True, batch_size=256, remove_columns=blocks.column_names,
+                              desc="masking validation blocks")
 
     def val_dataloader(self) -> DataLoader:
         return self.loader("validation", shuffle=False, collator=default_data_collator)

@@ -12,11 +12,14 @@ def named_class(class_path: str) -> type:
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def drop_callbacks_switched_off(trainer: Namespace) -> None:
+def drop_callbacks_switched_off(trainer: Namespace, subcommand: str | None = "fit") -> None:
     """The progress bar, checkpoints and learning-rate monitor of the defaults, which Lightning
-    refuses once their switch is off (`enable_progress_bar`, `enable_checkpointing`, `logger`)."""
+    refuses once their switch is off (`enable_progress_bar`, `enable_checkpointing`, `logger`);
+    checkpoints outside `fit` too, where they save nothing and only warn that a checkpoint read
+    from another run folder holds another folder's state."""
+    no_checkpoints = trainer.enable_checkpointing is False or subcommand not in ("fit", None)
     off = [kind for kind, switched_off in ((TQDMProgressBar, trainer.enable_progress_bar is False),
-                                           (ModelCheckpoint, trainer.enable_checkpointing is False),
+                                           (ModelCheckpoint, no_checkpoints),
                                            (LearningRateMonitor, not trainer.logger)) if switched_off]
     trainer.callbacks = [c for c in trainer.callbacks or [] if not (
         isinstance(c, Namespace) and issubclass(named_class(c.class_path), tuple(off)))]

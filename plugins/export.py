@@ -39,8 +39,15 @@ class HFExport(Callback):
         them is no model to save."""
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if best:  # rebuilt from the checkpoint's hparams; a lean checkpoint's frozen weights are the
-            # rebuilt backbone's (`EncoderModule.on_load_checkpoint`)
-            model = type(pl_module).load_from_checkpoint(best, map_location="cpu").model
+            # rebuilt backbone's (`EncoderModule.on_load_checkpoint`); the rebuild's line that a
+            # head starts fresh is the run's first line again, and untrue of what is exported
+            rebuild_log = logging.getLogger("lightning_modules")
+            level = rebuild_log.level
+            rebuild_log.setLevel(logging.ERROR)
+            try:
+                model = type(pl_module).load_from_checkpoint(best, map_location="cpu").model
+            finally:
+                rebuild_log.setLevel(level)
         else:
             model = copy.deepcopy(pl_module.model).cpu()
         tokenizer = trainer.datamodule.tokenizer

@@ -5,10 +5,9 @@ import logging
 import math
 import signal
 import time
-import warnings
 
 import optuna
-from optuna.storages import RDBStorage, RetryFailedTrialCallback, fail_stale_trials
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
 from core.errors import UserError, user_error_in
@@ -18,7 +17,6 @@ from sweeps.spec import Sweep
 from sweeps.trial import SearchObjective, SeedObjective, TrialInterrupted
 
 log = logging.getLogger(__name__)
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats, retries
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -33,10 +31,10 @@ def storage_url(sweep: Sweep) -> str:
     )
 
 
-def retry(sweep: Sweep) -> RetryFailedTrialCallback:
+def retry(sweep: Sweep) -> RetryHeartbeatStaleTrialCallback:
     """A dead or interrupted trial comes back as a new trial with the same parameters, its
     reports so far and its run folder (to resume from its last.ckpt)."""
-    return RetryFailedTrialCallback(max_retry=sweep.max_retry, inherit_intermediate_values=True)
+    return RetryHeartbeatStaleTrialCallback(max_retry=sweep.max_retry, inherit_intermediate_values=True)
 
 
 def storage(sweep: Sweep) -> RDBStorage:
