@@ -6,9 +6,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional
 
-import torch
 from lightning import Callback
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities.model_helpers import is_overridden
@@ -16,17 +14,16 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 from core.config_files import check_mappings
 from core.errors import exit_on_user_error
 from core.trainer_config import check_trainer_options, fall_back_to_cpu
-from plugins.checkpoint_io import checked_checkpoint
+from plugins.checkpoint_io import resolve_ckpt_path
 from plugins.defaults import drop_callbacks_switched_off, follow_task_monitor
 from plugins.export import HFExport
 from plugins.hparams import key_hparams, result_metrics
-from plugins.hub import check_hub_push
-from plugins.logger import name_run_after_configs, newest_last_checkpoint, resume_in_run_folder
+from plugins.hub import add_hub_options, check_hub_push
+from plugins.logger import name_run_after_configs, resume_in_run_folder
 
 ROOT = Path(__file__).resolve().parent
 DEFAULTS = ROOT / "configs" / "defaults.yaml"
 log = logging.getLogger("train")
-NAMED_CHECKPOINTS = ("last", "best", "hpc", "registry")  # Lightning resolves these itself
 
 
 class CLI(LightningCLI):
@@ -36,16 +33,10 @@ class CLI(LightningCLI):
         parser.link_arguments("data.label_names", "model.init_args.label_names", apply_on="instantiate")
         parser.add_argument("--test_after_fit", type=bool, default=True,
                             help="after fit, test the best checkpoint and log it with the hparams")
-        parser.add_argument("--push_to_hub", type=Optional[str], default=None,
-                            help="after fit, upload the export (hf_model/, with its model card) to this "
-                                 "hub repo id, and a LoRA run's adapter/ to <repo id>-adapter; checked "
-                                 "before training")
-        parser.add_argument("--hub_private", type=bool, default=True,
-                            help="make the --push_to_hub repository private")
+        add_hub_options(parser)
 
     def parse_arguments(self, parser, args) -> None:
-        """`fit --ckpt_path last` means the newest last.ckpt among this config's runs; a checkpoint
-        path is checked before Lightning reads the hyperparameters in it."""
+        """Config files, the run's name and `--ckpt_path` are checked before Lightning reads them."""
         check_mappings(sys.argv[1:] if args is None else args, "config file",
                        "not options: expected a mapping such as 'trainer: {max_epochs: 1}'")
         super().parse_arguments(parser, args)
@@ -54,12 +45,7 @@ class CLI(LightningCLI):
             return
         config = self.config[subcommand]
         name_run_after_configs(config, ROOT / "configs")
-        if subcommand == "fit" and config.ckpt_path == "last" and config.trainer.logger:
-            config.ckpt_path = str(newest_last_checkpoint(config.trainer.logger.init_args))
-        if config.get("ckpt_path") and config.ckpt_path not in NAMED_CHECKPOINTS:
-            path = config.ckpt_path
-            checked_checkpoint(path, lambda: torch.load(path, map_location="cpu", weights_only=True,
-                                                        mmap=True))
+        resolve_ckpt_path(config, subcommand)
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config

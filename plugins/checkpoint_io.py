@@ -4,9 +4,14 @@ with a one-line error for a file that is not one of ours."""
 import os
 from pathlib import Path
 
+import torch
+from jsonargparse import Namespace
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from core.errors import UserError
+from plugins.logger import newest_last_checkpoint
+
+NAMED_CHECKPOINTS = ("last", "best", "hpc", "registry")  # Lightning resolves these itself
 
 
 def readable_checkpoint(path, load) -> dict:
@@ -29,6 +34,16 @@ def checked_checkpoint(path, load) -> dict:
         raise UserError(f"--ckpt_path '{path}' is not a Lightning checkpoint (no state_dict); to "
                         "start from exported weights, pass their folder as --model.backbone")
     return checkpoint
+
+
+def resolve_ckpt_path(config: Namespace, subcommand: str) -> None:
+    """`fit --ckpt_path last` means the newest last.ckpt among this config's runs; a checkpoint
+    path is checked before Lightning reads the hyperparameters in it."""
+    if subcommand == "fit" and config.ckpt_path == "last" and config.trainer.logger:
+        config.ckpt_path = str(newest_last_checkpoint(config.trainer.logger.init_args))
+    path = config.get("ckpt_path")
+    if path and path not in NAMED_CHECKPOINTS:
+        checked_checkpoint(path, lambda: torch.load(path, map_location="cpu", weights_only=True, mmap=True))
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

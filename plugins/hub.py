@@ -2,6 +2,7 @@
 
 import logging
 from pathlib import Path
+from typing import Optional
 
 from huggingface_hub import HfApi
 from huggingface_hub import constants as hub_constants
@@ -10,6 +11,16 @@ from core.errors import UserError
 from core.pretrained import first_line, hub_reachable
 
 log = logging.getLogger(__name__)
+
+
+def add_hub_options(parser) -> None:
+    """`--push_to_hub` and `--hub_private`, options of the CLI beside the Trainer's."""
+    parser.add_argument("--push_to_hub", type=Optional[str], default=None,
+                        help="after fit, upload the export (hf_model/, with its model card) to this hub "
+                             "repo id, and a LoRA run's adapter/ to <repo id>-adapter; checked before "
+                             "training")
+    parser.add_argument("--hub_private", type=bool, default=True,
+                        help="make the --push_to_hub repository private")
 
 
 def check_hub_push(repo_id: str) -> None:

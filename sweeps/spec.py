@@ -209,4 +209,4 @@ def trial_options(sweep: Sweep) -> list[str]:
     """What every trial adds to the configs: the sweep's own options, then the sweep file's args."""
     options = [arg for path in sweep.configs for arg in ("--config", path)]
     # validations fall where the trial's reporter says (`TrialReporter.on_train_epoch_start`)
-    return [*options, "--trainer.val_check_interval=1.0", "--trainer.check_val_every_n_epoch=1", *sweep.args]
+    return [*options, "--trainer.val_check_interval=null", "--trainer.check_val_every_n_epoch=1", *sweep.args]
