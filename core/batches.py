@@ -14,3 +14,8 @@ def model_inputs(batch: dict, with_labels: bool = True) -> dict:
     """The batch as keyword arguments of a Hugging Face model: without the keys only we read."""
     drop = {"num_texts"} if with_labels else {"num_texts", "labels"}
     return {k: v for k, v in batch.items() if k not in drop}
+
+
+# The label of a text without one (`--data.unlabelled`, which a distillation's teacher labels):
+# cross-entropy's ignore index, so no loss ever counts it as a class.
+UNLABELLED = -100

@@ -4,17 +4,18 @@ import logging
 import math
 
 import numpy as np
-from datasets import ClassLabel, Dataset, DatasetDict
+from datasets import ClassLabel, Dataset, DatasetDict, concatenate_datasets
 from datasets.arrow_dataset import stratified_shuffle_split_generate_indices
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding
 
 from core.console import progress_if_long
 from core.errors import at_least, check
-from datamodules import cells, sources
+from datamodules import cells, sources, teacher_logits
 from datamodules.base import TextDataModule
 from datamodules.labels import check_class_counts, label_id
 from datamodules.packing import PackedCollator, rounding
+from datamodules.unlabelled import check_labeller, check_unlabelled, unlabelled_identity, unlabelled_texts
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,12 @@ class TextClassificationDataModule(TextDataModule):
         packed_length_multiple: round a packed row up to a multiple of this many tokens, so
             compiled kernels see few shapes; by default 256 when the model compiles
             (`--model.compile true`), else no rounding, which would only add work.
+        unlabelled: texts without labels that a distillation's teacher labels (needs
+            `--model.teacher`; `datamodules.unlabelled`): `unsup` (the source's unsup split, e.g.
+            IMDB's 50,000 reviews), `unused` (the training rows `limit_train_samples` leaves
+            out) or a file of texts (`.txt`, one per line, or JSONL / CSV / Parquet with
+            `text_fields`). They join the training split.
+        limit_unlabelled_samples: a random subset of the unlabelled texts.
     """
 
     def __init__(
@@ -82,6 +89,8 @@ class TextClassificationDataModule(TextDataModule):
         predict_file: str | None = None,
         packing: bool = True,
         packed_length_multiple: int | None = None,
+        unlabelled: str | None = None,
+        limit_unlabelled_samples: int | None = None,
     ):
         check("--data.label_names", label_names, len(set(label_names)) == len(label_names) >= 2,
               "two or more distinct class names")
@@ -90,6 +99,7 @@ class TextClassificationDataModule(TextDataModule):
                             ("test", limit_test_samples)):
             at_least(f"--data.limit_{name}_samples", limit, 1, optional=True)
         at_least("--data.packed_length_multiple", packed_length_multiple, 1, optional=True)
+        check_unlabelled(unlabelled, limit_unlabelled_samples, limit_train_samples)
         super().__init__(tokenizer=tokenizer, dataset=dataset, data_dir=data_dir, text_fields=text_fields,
                          val_fraction=val_fraction, batch_size=batch_size, eval_batch_size=eval_batch_size,
                          num_workers=num_workers, seed=seed, cache_dir=cache_dir,
@@ -105,11 +115,17 @@ class TextClassificationDataModule(TextDataModule):
 
     def cache_options(self) -> list[str]:
         return ["label_names", "text_fields", "label_field", "max_length", "val_fraction",
-                "limit_train_samples", "limit_val_samples", "limit_test_samples", "seed"]
+                "limit_train_samples", "limit_val_samples", "limit_test_samples", "seed",
+                *(["unlabelled", "limit_unlabelled_samples"] if self.hparams.unlabelled else [])]
+
+    def source_identity(self) -> dict:
+        return {**super().source_identity(), **unlabelled_identity(self.hparams.unlabelled)}
 
     def prepare_data(self) -> None:
         if self.hparams.predict_file and self.trainer is not None and self.trainer.predicting:
             return  # predicting on a file needs none of the training data
+        if self.hparams.unlabelled and self.trainer is not None:
+            check_labeller(self.trainer.lightning_module)
         super().prepare_data()
 
     def build(self, raw: DatasetDict) -> DatasetDict:
@@ -129,9 +145,15 @@ class TextClassificationDataModule(TextDataModule):
             splits["test"] = splits["validation"]
         limits = {"train": hp.limit_train_samples, "validation": hp.limit_val_samples,
                   "test": hp.limit_test_samples}
+        unused = None  # the training rows a limit leaves out
         for name, limit in limits.items():
             if limit is not None and limit < len(splits[name]):
-                splits[name] = splits[name].shuffle(seed=hp.seed).select(range(limit))
+                shuffled = splits[name].shuffle(seed=hp.seed)
+                splits[name] = shuffled.select(range(limit))
+                unused = shuffled.select(range(limit, len(shuffled))) if name == "train" else unused
+        if hp.unlabelled:
+            splits["unlabelled"] = unlabelled_texts(
+                hp.unlabelled, raw, unused, hp.text_fields, hp.data_dir, hp.limit_unlabelled_samples, hp.seed)
         return DatasetDict(splits)
 
     def to_text_label(self, ds: Dataset, split: str) -> Dataset:
@@ -168,6 +190,13 @@ class TextClassificationDataModule(TextDataModule):
             self.splits = DatasetDict({"predict": self.tokenize(texts)})
             return
         super().setup(stage)
+        if "unlabelled" in self.splits:
+            self.splits["train"] = concatenate_datasets([self.splits["train"], self.splits.pop("unlabelled")])
+
+    def add_teacher_logits(self, teacher_dir: str, precision: str, compute) -> None:
+        """The teacher's logits of every training text in the batches (`teacher_logits`), cached
+        beside the tokenized data (`datamodules.teacher_logits`)."""
+        teacher_logits.attach(self, teacher_dir, precision, compute)
 
     def test_dataloader(self) -> DataLoader:
         return self.loader("test", shuffle=False)

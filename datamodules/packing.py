@@ -46,7 +46,7 @@ class PackedCollator:
         # always one closing segment (empty when no padding is needed): one shape for cu_seq_lens
         cu_seq_lens = torch.cat([flat["cu_seq_lens_q"], flat["cu_seq_lens_q"].new_tensor([total + pad])])
         ids, positions = flat["input_ids"], flat["position_ids"]
-        return {
+        batch = {
             "input_ids": torch.cat([ids, ids.new_full((1, pad), self.pad_token_id)], 1),
             "position_ids": torch.cat([positions, positions.new_zeros((1, pad))], 1),
             "cu_seq_lens_q": cu_seq_lens,
@@ -56,3 +56,6 @@ class PackedCollator:
             "labels": torch.tensor([f["labels"] for f in features]),
             "num_texts": len(features),
         }
+        if "teacher_logits" in features[0]:  # a distillation's cached teacher (`datamodules.teacher_logits`)
+            batch["teacher_logits"] = torch.tensor([f["teacher_logits"] for f in features])
+        return batch

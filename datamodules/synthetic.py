@@ -10,6 +10,7 @@ from datasets import Dataset, DatasetDict
 
 from core.errors import at_least
 from datamodules.classification import TextClassificationDataModule
+from datamodules.unlabelled import unlabelled_identity
 
 SUBJECTS = ["the movie", "this film", "the plot", "the acting", "the soundtrack", "the ending",
             "the cast", "the script", "the camera work", "the dialogue", "the pacing", "the story"]
@@ -66,7 +67,8 @@ class SyntheticSentimentDataModule(TextClassificationDataModule):
         self.num_train, self.num_test = num_train, num_test
 
     def source_identity(self) -> dict:
-        return {"synthetic": [self.num_train, self.num_test, self.hparams.seed, SUBJECTS, ADJECTIVES]}
+        return {"synthetic": [self.num_train, self.num_test, self.hparams.seed, SUBJECTS, ADJECTIVES],
+                **unlabelled_identity(self.hparams.unlabelled)}
 
     def load_raw(self) -> DatasetDict:
         seed = self.hparams.seed

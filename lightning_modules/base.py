@@ -58,7 +58,9 @@ class EncoderModule(LightningModule):
                 layer.compile()
 
     def trainable_state_keys(self) -> set[str]:
-        return {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
+        """The model's trainable weights, and those a task trains beside it (a distillation's
+        projection)."""
+        return {name for name, p in self.named_parameters() if p.requires_grad}
 
     @property
     def partly_frozen(self) -> bool:
@@ -123,7 +125,7 @@ class EncoderModule(LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        return adamw_with_warmup(self.model, hp.learning_rate, hp.weight_decay, hp.warmup_ratio,
+        return adamw_with_warmup(self, hp.learning_rate, hp.weight_decay, hp.warmup_ratio,
                                  lambda: int(self.trainer.estimated_stepping_batches),
                                  mixed_precision="mixed" in str(self.trainer.precision))
 

@@ -13,14 +13,19 @@ from torchmetrics.classification import (
 )
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
-from core.batches import model_inputs, num_texts
+from core.batches import num_texts
 from core.errors import UserError
 from core.figures import confusion_matrix_figure
 from core.pretrained import from_pretrained, load_model
 from lightning_modules import adapters
 from lightning_modules.adapters import LoraSettings
 from lightning_modules.base import EncoderModule, check_training_options
-from lightning_modules.heads import first_token_outputs
+from lightning_modules.distill_run import DistillRun
+from lightning_modules.distill_settings import DistillSettings, check_distill
+from lightning_modules.distill_step import Distiller
+from lightning_modules.distill_student import keep_layers as cut_to
+from lightning_modules.distill_teacher import check_teacher, teacher_folder
+from lightning_modules.heads import classifier_outputs
 from lightning_modules.packing import use_varlen_attention
 
 log = logging.getLogger(__name__)
@@ -54,6 +59,13 @@ class SequenceClassifier(EncoderModule):
             whatever the repository contains.
         compile: compile each encoder layer with `torch.compile` (see `EncoderModule`); pays
             off on a GPU over a long run.
+        keep_layers: keep only these encoder layers of the backbone (0-based, increasing), e.g.
+            [1, 3, 5] of 6; with a fine-tuned teacher as the backbone, a distillation's student
+            starts as the teacher cut to them (DistilBERT started from every other layer).
+        teacher: a fine-tuned classifier to distil from (docs/distill.md): an export folder
+            (logs/.../hf_model), its run folder, or a local Hugging Face classifier with the
+            data's labels and the backbone's vocabulary; None learns from the labels alone.
+        distill: the distillation's losses and their weights (`DistillSettings`).
     """
 
     MONITOR = ("val/acc", "max")  # the metric the best checkpoint tracks
@@ -71,13 +83,20 @@ class SequenceClassifier(EncoderModule):
         freeze_layers: int = 0,
         trust_remote_code: bool = False,
         compile: bool = False,
+        keep_layers: list[int] | None = None,
+        teacher: str | None = None,
+        distill: DistillSettings | None = None,
     ):
         super().__init__()
         check_training_options(learning_rate, weight_decay, warmup_ratio, freeze_layers)
+        settings = check_distill(teacher, distill)
         self.save_hyperparameters()
         self.label_names = list(label_names)
         num_labels = len(self.label_names)
         check_head(backbone, self.label_names, trust_remote_code)
+        teacher_dir = teacher_folder(teacher) if teacher else None
+        if teacher_dir:
+            check_teacher(teacher, teacher_dir, self.label_names, backbone, trust_remote_code)
         model, fresh = load_model(
             AutoModelForSequenceClassification, backbone, trust_remote_code,
             num_labels=num_labels,
@@ -87,12 +106,16 @@ class SequenceClassifier(EncoderModule):
         if fresh:
             log.info("backbone '%s' has no weights for %s: created fresh for %d labels",
                      backbone, ", ".join(fresh), num_labels)
+        if keep_layers is not None:
+            model = cut_to(model, keep_layers)
         self.takes_packed = use_varlen_attention(model)
         # from_pretrained returns eval mode; Lightning keeps each module's mode, dropout included.
         self.model = adapters.prepare(
             model.train(), lora, freeze_embeddings, freeze_layers,
             heads=adapters.trained_heads(model, fresh), task_type=TaskType.SEQ_CLS,
         )
+        self.distiller = (Distiller(teacher_dir, settings, self.model, num_labels, trust_remote_code)
+                          if teacher_dir else None)
         metrics = MetricCollection({
             "acc": MulticlassAccuracy(num_labels, average="micro"),
             "f1": MulticlassF1Score(num_labels, average="macro"),
@@ -104,20 +127,15 @@ class SequenceClassifier(EncoderModule):
 
     def outputs(self, batch: dict, with_loss: bool = True):
         """The model's output on a padded or a packed batch (`datamodules.packing`)."""
-        inputs = model_inputs(batch, with_labels=with_loss)
-        if "cu_seq_lens_q" not in batch:
-            return self.model(**inputs)
-        if not self.takes_packed:
-            raise UserError(f"backbone '{self.hparams.backbone}' does not route attention through "
-                            "transformers' attention interface, so it cannot take packed batches; "
-                            "set --data.packing false")
-        with first_token_outputs(self.model, batch["cu_seq_lens_q"], num_texts(batch)):
-            return self.model(**inputs)
+        return classifier_outputs(self.model, batch, with_loss, self.takes_packed,
+                                  f"backbone '{self.hparams.backbone}'")
 
     def forward(self, batch: dict) -> torch.Tensor:
         return self.outputs(batch, with_loss=False).logits
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        if self.distiller is not None:
+            return self.distiller.training_step(self, batch)
         loss = self.outputs(batch).loss
         self.log("train/loss", loss, prog_bar=True, batch_size=num_texts(batch))
         return loss
@@ -146,7 +164,15 @@ class SequenceClassifier(EncoderModule):
             self.logger.experiment.add_figure("val/confusion_matrix", figure, self.global_step)
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        self.evaluate(batch, "test")
+        logits = self.evaluate(batch, "test")
+        if self.distiller is not None:
+            self.distiller.compare(self, batch, logits)
+
+    def configure_callbacks(self) -> list:
+        """A distillation's own callback, once (a test after fit finds it attached)."""
+        if self.distiller is None or any(isinstance(c, DistillRun) for c in self.trainer.callbacks):
+            return []
+        return [DistillRun(self.distiller)]
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         probs = self(batch).float().softmax(-1)

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from core.batches import model_inputs, num_texts
+from core.errors import UserError
 from lightning_modules.adapters import body, encoder_stack
 
 
@@ -31,6 +33,19 @@ def first_token_outputs(model: nn.Module, cu_seq_lens: torch.Tensor, texts: int)
     [texts, 1, width], taken at the encoder stack so the pooler still runs on it."""
     starts = cu_seq_lens[:texts].long()
     return hidden_states_at(encoder_stack(model), lambda hidden: hidden[0, starts].unsqueeze(1))
+
+
+def classifier_outputs(model: nn.Module, batch: dict, with_loss: bool, takes_packed: bool, name: str):
+    """A classifier's output on a padded or a packed batch (`datamodules.packing`); `name` says
+    which model it is in an error ("backbone '...'", "teacher '...'")."""
+    inputs = model_inputs(batch, with_labels=with_loss)
+    if "cu_seq_lens_q" not in batch:
+        return model(**inputs)
+    if not takes_packed:
+        raise UserError(f"{name} does not route attention through transformers' attention interface, "
+                        "so it cannot take packed batches; set --data.packing false")
+    with first_token_outputs(model, batch["cu_seq_lens_q"], num_texts(batch)):
+        return model(**inputs)
 
 
 def masked_positions_only(model: nn.Module, masked: torch.Tensor):

@@ -21,6 +21,7 @@ from datamodules.synthetic import generate
 from lightning_modules.adapters import body, encoder_layers
 from lightning_modules.classification import SequenceClassifier
 from plugins.export import HFExport
+from tests.distill_helpers import classifier
 from tests.helpers import CONFIGS, QUICKSTART, checkpoint_weights, quick_args
 from train import main
 
@@ -121,6 +122,8 @@ def test_each_data_path_trains_a_step_from_files_in_its_format(config, tiny_bert
 def test_every_overlay_trains_a_step_on_a_machine_without_cuda(overlay, tiny_bert, tmp_path, shared_cache):
     stacked = str(CONFIGS / "overlays" / f"{overlay}.yaml")
     fits = ["--model.freeze_layers", "1"] if overlay == "freeze" else []  # the tiny model has 2 layers
+    if overlay == "distill":  # it needs a teacher: any classifier of the tiny model's vocabulary
+        fits = ["--model.teacher", classifier(tiny_bert, tmp_path / "teacher", ["neg", "pos"])]
     cli = main(quick_args(tiny_bert, tmp_path, shared_cache, "--config", stacked, *fits,
                           "--trainer.fast_dev_run", "1"))
     assert cli.trainer.global_step == 1 and cli.trainer.world_size == 1
@@ -140,6 +143,7 @@ OVERLAY_TOOK_EFFECT = {
     "freeze": lambda cli: trains(encoder_layers(cli.model.model)[1]) == [True]
     and trains(encoder_layers(cli.model.model)[0]) == trains(body(cli.model.model).embeddings) == [False],
     "lora": lambda cli: isinstance(cli.model.model, PeftModel),
+    "distill": lambda cli: cli.model.distiller is not None,
 }
 
 

@@ -1,0 +1,81 @@
+"""What the intermediate losses read inside a model during its ordinary forward pass: the output
+of the embeddings and of chosen encoder layers, and the queries and keys of their attention,
+recorded by forward hooks. The packed attention kernels never materialise attention scores, so
+the losses compute them from these, for the mapped layers only, one text at a time."""
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from core.batches import num_texts
+from core.errors import UserError
+from lightning_modules.adapters import body, encoder_layers
+
+EMBEDDINGS = -1  # the key of the embeddings' output among the layers' outputs
+QUERY_KEY = {"query": "key", "q_lin": "k_lin"}  # BERT, MiniLM, TinyBERT; DistilBERT
+
+
+@dataclass
+class Recorded:
+    """Outputs by layer index ([rows, tokens, width] each): hidden states, queries, keys."""
+
+    hidden: dict[int, torch.Tensor] = field(default_factory=dict)
+    queries: dict[int, torch.Tensor] = field(default_factory=dict)
+    keys: dict[int, torch.Tensor] = field(default_factory=dict)
+
+
+def query_key(layer: nn.Module) -> tuple[nn.Module, nn.Module]:
+    """A layer's query and key projections (their LoRA-wrapped forms where LoRA adapts them)."""
+    modules = dict(layer.named_modules())
+    for query, key in QUERY_KEY.items():
+        for name in modules:
+            if name.rsplit(".", 1)[-1] == query:
+                return modules[name], modules[name.removesuffix(query) + key]
+    raise UserError(f"the attention-score loss finds no query/key projections ({', '.join(QUERY_KEY)}) in a "
+                    f"{type(layer).__name__}; set --model.distill.attention_weight 0")
+
+
+def keep(into: dict, index: int):
+    def hook(module, args, output):
+        into[index] = output[0] if isinstance(output, tuple) else output
+    return hook
+
+
+@contextmanager
+def recording(model: nn.Module, layers: list[int], hidden: bool, attention: bool):
+    """While active, `model`'s forward passes fill the `Recorded` it yields for `layers`."""
+    seen, handles = Recorded(), []
+    stack = encoder_layers(model)
+    if hidden:
+        handles.append(body(model).embeddings.register_forward_hook(keep(seen.hidden, EMBEDDINGS)))
+        handles += [stack[i].register_forward_hook(keep(seen.hidden, i)) for i in layers]
+    if attention:
+        for i in layers:
+            query, key = query_key(stack[i])
+            handles += [query.register_forward_hook(keep(seen.queries, i)),
+                        key.register_forward_hook(keep(seen.keys, i))]
+    try:
+        yield seen
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def text_spans(batch: dict) -> list[tuple[int, int, int]]:
+    """(row, start, end) of each text: a packed row holds its texts one after another (the closing
+    [PAD] segment is none of them), a padded batch one text a row, padded on the right."""
+    if "cu_seq_lens_q" in batch:
+        bounds = batch["cu_seq_lens_q"][:num_texts(batch) + 1].tolist()
+        return [(0, start, end) for start, end in zip(bounds[:-1], bounds[1:])]
+    return [(row, 0, length) for row, length in enumerate(batch["attention_mask"].sum(1).tolist())]
+
+
+def real_tokens(states: torch.Tensor, spans: list[tuple[int, int, int]]) -> torch.Tensor:
+    """[real tokens, width]: the states of the texts' own tokens, no padding."""
+    return torch.cat([states[row, start:end] for row, start, end in spans])
+
+
+def per_text(states: torch.Tensor, spans: list[tuple[int, int, int]]) -> list[torch.Tensor]:
+    return [states[row, start:end] for row, start, end in spans]

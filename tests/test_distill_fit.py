@@ -1,0 +1,90 @@
+"""Distillation through the CLI: one overlay and a teacher turn a fit into a distillation that
+learns, exports the student and names its teacher in the card; a logits-only run caches the
+teacher's logits, and a student cut from the teacher trains with LoRA."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification
+
+from core.events import run_events, scalars
+from tests.distill_helpers import easy_rows, trained_teacher
+from tests.helpers import CONFIGS, IMDB, checkpoint_weights, padded_and_packed, write_rows
+from train import main
+
+OVERLAY = str(CONFIGS / "overlays" / "distill.yaml")
+
+
+@pytest.fixture(scope="module")
+def setting(tmp_path_factory) -> dict:
+    """A teacher's run folder (its export in hf_model/) and easy reviews as local split files."""
+    root = tmp_path_factory.mktemp("distill-fit")
+    trained_teacher(root / "teacher-run" / "hf_model")
+    data = write_rows(root / "data", easy_rows(200))
+    write_rows(root / "data", easy_rows(240)[200:], name="test.jsonl")
+    return {"teacher": str(root / "teacher-run"), "data": data, "root": root}
+
+
+def fit(setting: dict, name: str, *extra: str):
+    root = setting["root"]
+    return main(["fit", "--config", IMDB, "--config", OVERLAY, "--model.teacher", setting["teacher"],
+                 "--model.learning_rate", "1e-3", "--data.data_dir", setting["data"],
+                 "--data.max_length", "64", "--data.batch_size", "16", "--data.num_workers", "0",
+                 "--data.cache_dir", str(root / "cache"), "--trainer.accelerator", "cpu",
+                 "--trainer.precision", "32-true", "--trainer.log_every_n_steps", "2",
+                 "--trainer.enable_progress_bar", "false",
+                 "--trainer.logger.init_args.save_dir", str(root / "logs"),
+                 "--trainer.logger.init_args.name", name, *extra])
+
+
+def test_a_distilled_fit_learns_and_exports_the_student_naming_its_teacher(setting, tiny_distilbert):
+    """A DistilBERT student, 64 wide, of a 52-wide BERT teacher: every loss, with unlabelled rows."""
+    cli = fit(setting, "every-loss", "--model.backbone", tiny_distilbert,
+              "--model.distill.hidden_weight", "1", "--model.distill.attention_weight", "1",
+              "--data.limit_train_samples", "64", "--data.unlabelled", "unused",
+              "--data.limit_unlabelled_samples", "32",
+              "--data.batch_size", "8", "--model.learning_rate", "3e-3", "--trainer.max_epochs", "2")
+    run = Path(cli.trainer.log_dir)
+    assert cli.datamodule.splits["train"]["labels"].count(-100) == 32
+    events = run_events(run)
+    losses = [loss for _, loss in scalars(events, "train/loss")]
+    label_losses = [loss for _, loss in scalars(events, "distill/label")]
+    assert sum(losses[-3:]) < 0.8 * sum(losses[:3]), losses
+    assert sum(label_losses[-3:]) < 0.8 * sum(label_losses[:3]), label_losses
+    results = cli.trainer.callback_metrics
+    assert results["test/teacher_acc"] == 1.0 and results["test/acc"] >= 0.9, results
+    assert results["test/agreement"] >= 0.9
+    shares = [share for _, share in scalars(events, "distill/teacher_share")]
+    assert shares and all(0 < share < 1 for share in shares)
+    for term in ("label", "logit", "hidden", "attention"):
+        assert scalars(events, f"distill/{term}"), term
+    saved = checkpoint_weights(run / "checkpoints" / "last.ckpt")
+    assert saved["distiller.projection.weight"].shape == (52, 64)
+    assert not [key for key in saved if "teacher" in key]
+    exported = AutoModelForSequenceClassification.from_pretrained(run / "hf_model").eval()
+    assert exported.config.model_type == "distilbert"
+    padded, packed = padded_and_packed()
+    with torch.no_grad():  # the student as tested (the best checkpoint), on packed texts
+        inputs = {key: padded[key] for key in ("input_ids", "attention_mask")}
+        torch.testing.assert_close(exported(**inputs).logits, cli.model.eval()(packed), rtol=1e-5, atol=1e-5)
+    card = (run / "hf_model" / "README.md").read_text()
+    assert f"distilled from the teacher `{setting['teacher']}`" in card
+    assert "hidden-state MSE (weight 1)" in card and "attention-score MSE (weight 1)" in card
+    assert "the teacher's accuracy is 1.0000" in card and "- distillation" in card
+
+
+def test_a_logits_only_run_caches_the_teacher_and_a_cut_student_trains_with_lora(setting):
+    lora = str(CONFIGS / "overlays" / "lora.yaml")
+    teacher_model = str(Path(setting["teacher"]) / "hf_model")
+    cli = fit(setting, "cut-lora", "--config", lora, "--model.backbone", teacher_model,
+              "--model.keep_layers", "[1]", "--data.limit_train_samples", "32", "--trainer.max_epochs", "1",
+              "--test_after_fit", "false")
+    cached = list((setting["root"] / "cache").glob("*-teacher-logits-*.npy"))
+    assert len(cached) == 1
+    assert "teacher_logits" in cli.datamodule.splits["train"].column_names
+    run = Path(cli.trainer.log_dir)
+    config = json.loads((run / "hf_model" / "config.json").read_text())
+    assert config["num_hidden_layers"] == 1 and (run / "adapter").is_dir()
+    assert not scalars(run_events(run), "distill/teacher_share")  # the teacher never ran in a step

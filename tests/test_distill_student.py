@@ -1,0 +1,65 @@
+"""A student cut from its teacher is the teacher's chosen layers before it trains; the layer map;
+TinyBERT's two stages; the teacher stays out of the student's checkpoints and parameters."""
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification
+
+from lightning_modules.adapters import encoder_layers
+from lightning_modules.classification import SequenceClassifier
+from lightning_modules.distill_settings import DistillSettings
+from lightning_modules.distill_student import uniform_map
+from tests.distill_helpers import LABELS, trained_teacher
+from tests.helpers import padded_and_packed
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory) -> str:
+    """Four layers of TinyBERT's head shape; fine-tuned only in its first two (the rest are random),
+    which is all a copy needs."""
+    return trained_teacher(tmp_path_factory.mktemp("distill") / "teacher", layers=4, steps=4)
+
+
+def test_a_student_cut_from_the_teacher_is_its_chosen_layers(teacher):
+    original = AutoModelForSequenceClassification.from_pretrained(teacher).state_dict()
+    student = SequenceClassifier(teacher, LABELS, keep_layers=[1, 3], teacher=teacher)
+    assert student.model.config.num_hidden_layers == 2 and len(encoder_layers(student.model)) == 2
+    cut = student.model.state_dict()
+    renamed = {".layer.0.": ".layer.1.", ".layer.1.": ".layer.3."}
+    for name, weight in cut.items():
+        source = next((name.replace(a, b) for a, b in renamed.items() if a in name), name)
+        assert torch.equal(weight, original[source]), name
+    assert {n.split(".layer.")[1].split(".")[0] for n in cut if ".layer." in n} == {"0", "1"}
+    whole = SequenceClassifier(teacher, LABELS, keep_layers=[0, 1, 2, 3]).eval()
+    _, packed = padded_and_packed()
+    torch.testing.assert_close(whole(packed), student.distiller.teacher.logits(packed, torch.zeros(())),
+                               rtol=0, atol=0)
+
+
+def test_the_teacher_is_no_part_of_the_students_weights_or_checkpoints(teacher, tiny_distilbert):
+    student = SequenceClassifier(tiny_distilbert, LABELS, teacher=teacher,
+                                 distill=DistillSettings(hidden_weight=1.0))
+    model_weights = {f"model.{n}" for n, _ in student.model.named_parameters()}
+    assert set(student.trainable_state_keys()) == model_weights | {
+        "distiller.projection.weight", "distiller.projection.bias"}  # 64 wide to the teacher's 52
+    assert student.distiller.projection.weight.shape == (52, 64)
+    assert not any(key.startswith("distiller.teacher") for key in student.state_dict())
+    student.train()
+    assert not student.distiller.teacher.model.training
+
+
+def test_the_layer_map_is_uniform_by_default_and_ends_on_the_last_layer():
+    assert uniform_map(3, 6) == [1, 3, 5]
+    assert uniform_map(2, 6) == [2, 5]
+    assert uniform_map(6, 12) == [1, 3, 5, 7, 9, 11]
+    assert uniform_map(4, 4) == [0, 1, 2, 3]
+
+
+def test_two_stages_learn_the_intermediate_losses_first_then_the_logits(teacher, tiny_bert):
+    settings = DistillSettings(label_weight=1.0, logit_weight=0.5, hidden_weight=2.0, attention_weight=3.0,
+                               intermediate_epochs=2)
+    distiller = SequenceClassifier(tiny_bert, LABELS, teacher=teacher, distill=settings).distiller
+    first = {"label": 0.0, "logit": 0.0, "hidden": 2.0, "attention": 3.0}
+    assert distiller.weights_at(0) == distiller.weights_at(1) == first
+    assert distiller.weights_at(2) == {"label": 1.0, "logit": 0.5, "hidden": 0.0, "attention": 0.0}
+    assert distiller.teacher_layers == [1, 3]  # tiny_bert's 2 layers of the teacher's 4
