@@ -15,7 +15,9 @@ from lightning import LightningModule, Trainer
 
 from core.events import run_events, scalars
 from core.pretrained import ALIASES, MINILM_ALIAS
+from deploy.card import section
 from lightning_modules.base import parameter_counts
+from lightning_modules.distill_settings import describe
 
 HUB_IDS = {**ALIASES, MINILM_ALIAS: "sentence-transformers/all-MiniLM-L6-v2"}
 METRIC_TYPES = {"acc": "accuracy", "f1": "f1", "loss": "loss", "perplexity": "perplexity"}
@@ -97,7 +99,21 @@ def hyperparameters(config, trainer: Trainer, optimizer: dict) -> list[str]:
                      f"target modules {lora.target_modules or 'the architecture default (query/value)'}")
     if model.get("freeze_layers"):
         lines.append(f"frozen layers: the first {model.freeze_layers}")
+    if model.get("keep_layers"):
+        lines.append(f"encoder layers kept of the backbone's: {model.keep_layers}")
     return lines
+
+
+def distillation(model, test: dict) -> str | None:
+    """What the card says of a distilled student: its teacher, the losses, and how close to the
+    teacher it came on the test texts."""
+    if not model.get("teacher"):
+        return None
+    text = describe(model.teacher, model.get("distill"))
+    if "test/teacher_acc" in test:
+        text += (f" On the same test texts the teacher's accuracy is {test['test/teacher_acc']:.4f}, and the "
+                 f"student gives the teacher's label to {100 * test['test/agreement']:.1f}% of them.")
+    return text
 
 
 def exported_results(checkpoint, test: dict, metrics: list[str]) -> tuple[str, dict[str, float]]:
@@ -131,7 +147,7 @@ def write_model_cards(run_dir: Path, config, trainer: Trainer, module: Lightning
     base = base_model(model.backbone)
     hub_dataset, dataset_name = dataset_of(data)
     task = "fill-mask" if mlm else "text-classification"
-    total, trainable = parameter_counts(module)
+    total, trainable = parameter_counts(module.model)  # the exported model (no distillation projection)
     lora = model.get("lora")
     name = repo_id.split("/")[-1] if repo_id else run_name(run_dir)
     batches = trainer.num_training_batches
@@ -151,6 +167,7 @@ def write_model_cards(run_dir: Path, config, trainer: Trainer, module: Lightning
         hyperparameters=hyperparameters(config, trainer, optimizer_settings(saved)),
         header=["Training Loss", "Epoch", "Step", "Validation Loss", *(COLUMNS[m] for m in metrics)],
         rows=validation_rows(run_events(run_dir), metrics, steps_per_epoch),
+        distillation=distillation(model, test),
         recipe=", ".join(str(path) for path in config.get("config") or []) or "no config file",
         config_path=run_dir / "config.yaml", fresh=fresh_run_options(config),
         versions=[(package, importlib.metadata.version(package)) for package in FRAMEWORKS])
@@ -161,13 +178,13 @@ def write_model_cards(run_dir: Path, config, trainer: Trainer, module: Lightning
             base_model=base, library_name="peft" if adapter else "transformers", pipeline_tag=task,
             datasets=[hub_dataset] if hub_dataset else None, language=["en"], model_name=name,
             tags=["bert-lightning", "pytorch-lightning", *(["masked-lm"] if mlm else []),
-                  *(["lora", "peft"] if lora else [])],
+                  *(["lora", "peft"] if lora else []), *(["distillation"] if model.get("teacher") else [])],
             eval_results=[EvalResult(task_type=task, dataset_type=hub_dataset or "local",
                                      dataset_name=dataset_name, dataset_split=split,
                                      metric_type=METRIC_TYPES[metric], metric_value=value,
                                      metric_name=f"{split} {metric}") for metric, value in scores.items()])
         card = ModelCard.from_template(card_data, template_path=str(TEMPLATE), adapter=adapter,
-                                       where=repo_id or str(folder), **values)
+                                       where=repo_id or str(folder), onnx_section=section(folder), **values)
         path = folder / "README.md"
         card.save(path)
         paths.append(path)

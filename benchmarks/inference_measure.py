@@ -1,0 +1,107 @@
+"""What `benchmarks/inference.py` measures on one export, each runtime on the same test texts in this
+process: texts per second over the whole file at each thread count, batch-1 latency, file size,
+test accuracy, and how close each comes to the predictions of `transformers.pipeline`."""
+
+import csv
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import pipeline
+
+from core.pretrained import load_tokenizer
+from deploy.layout import FILES, ONNX_DIR, WEIGHTS, trained_max_length
+from deploy.prediction import open_runtime, predict
+from deploy.streaming import Predictor
+
+RUNTIMES = ("torch", "onnx", "onnx-int8")
+PIPELINE_BATCH = 32
+
+
+def set_threads(threads: int) -> None:
+    """PyTorch's threads and the tokenizer's pool, as predict.py's --threads sets them."""
+    torch.set_num_threads(threads)
+    os.environ["TOKENIZERS_PARALLELISM"] = "true" if threads > 1 else "false"
+
+
+def pipeline_run(folder: Path, texts: list[str], labels: list[str], max_length: int,
+                 threads: int) -> tuple[float, np.ndarray]:
+    """(texts per second, probabilities) of `transformers.pipeline` over every text, batch 32."""
+    set_threads(threads)
+    classify = pipeline("text-classification", model=str(folder), device="cpu", top_k=None)
+    started = time.perf_counter()
+    found = classify(texts, batch_size=PIPELINE_BATCH, truncation=True, max_length=max_length)
+    seconds = time.perf_counter() - started
+    scores = [{s["label"]: s["score"] for s in text} for text in found]
+    probs = np.array([[text[name] for name in labels] for text in scores])
+    return len(texts) / seconds, probs
+
+
+def predict_run(folder: Path, source: Path, out: Path, runtime: str, threads: int,
+                labels: list[str]) -> tuple[float, np.ndarray]:
+    """(texts per second, probabilities) of predict.py over the same texts, file to file."""
+    speed = predict(str(folder), str(source), str(out), runtime=runtime, threads=threads,
+                    overwrite=True)["texts_per_second"]
+    with open(out, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    return speed, np.array([[float(row[f"prob_{name}"]) for name in labels] for row in rows])
+
+
+def latencies(call, texts: list[str]) -> dict[str, float]:
+    """Median and 95th percentile of one text's prediction, in ms, after 3 warm-up calls."""
+    for text in texts[:3]:
+        call(text)
+    seconds = []
+    for text in texts:
+        started = time.perf_counter()
+        call(text)
+        seconds.append(time.perf_counter() - started)
+    return {"median_ms": 1000 * statistics.median(seconds),
+            "p95_ms": 1000 * float(np.percentile(seconds, 95))}
+
+
+def batch1_latencies(folder: Path, texts: list[str], max_length: int, threads: int) -> dict:
+    set_threads(threads)
+    classify = pipeline("text-classification", model=str(folder), device="cpu", top_k=None)
+    found = {"pipeline": latencies(lambda t: classify(t, truncation=True, max_length=max_length), texts)}
+    for runtime in RUNTIMES:
+        engine, tokenizer, _ = open_runtime(folder, runtime, threads, max_length)
+        predictor = Predictor(engine, tokenizer, max_length)
+        found[runtime] = latencies(lambda t: predictor.logits([t]), texts)
+    return found
+
+
+def sizes(folder: Path) -> dict[str, float]:
+    """MB of the file each row runs."""
+    weights = (folder / WEIGHTS).stat().st_size / 1e6
+    return {"pipeline": weights, "torch": weights,
+            **{runtime: (folder / ONNX_DIR / FILES[runtime]).stat().st_size / 1e6 for runtime in FILES}}
+
+
+def measure(folder: Path, texts: list[str], label_ids: list[int], threads: list[int],
+            latency_texts: int, workdir: Path) -> dict:
+    """Every row's numbers on `texts`, in one process."""
+    labels = list(json.loads((folder / "config.json").read_text())["id2label"].values())
+    max_length = trained_max_length(folder, load_tokenizer(str(folder)))[0]
+    source = workdir / "texts.jsonl"
+    source.write_text("".join(json.dumps({"text": text}) + "\n" for text in texts))
+    speed, probs = {}, {}
+    for n in threads:
+        speed["pipeline", n], probs["pipeline"] = pipeline_run(folder, texts, labels, max_length, n)
+        for runtime in RUNTIMES:
+            speed[runtime, n], probs[runtime] = predict_run(folder, source, workdir / f"{runtime}.csv",
+                                                            runtime, n, labels)
+    step = max(1, len(texts) // latency_texts)
+    latency = batch1_latencies(folder, texts[::step][:latency_texts], max_length, max(threads))
+    truth, size = np.asarray(label_ids), sizes(folder)
+    reference = probs["pipeline"].argmax(1)
+    return {"texts": len(texts), "max_length": max_length, "threads": threads, "rows": {
+        name: {"texts_per_s": {n: speed[name, n] for n in threads}, "latency": latency[name],
+               "size_mb": size[name], "test_accuracy": float((p.argmax(1) == truth).mean()),
+               "same_label_as_pipeline": float((p.argmax(1) == reference).mean()),
+               "max_prob_diff_to_pipeline": float(np.abs(p - probs["pipeline"]).max())}
+        for name, p in probs.items()}}

@@ -1,0 +1,99 @@
+"""What an export folder holds and where: `hf_model/` (PyTorch weights, tokenizer, config), its
+`onnx/` folder (fp32 and int8 ONNX files, the tokenizer and config again so that it ships alone,
+and `checks.json`, what was checked and measured when they were written), and the run folder
+around it, whose `config.yaml` says how many tokens the model was trained on."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import yaml
+
+from core.errors import UserError
+
+ONNX_DIR = "onnx"
+FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}  # runtime -> file in onnx/
+CHECKS = "checks.json"
+WEIGHTS = "model.safetensors"
+EXTRA = "pip install -e '.[onnx]'"
+
+
+def model_config(folder: Path) -> dict:
+    """The folder's `config.json`, or one line saying what the folder is instead."""
+    if not folder.is_dir():
+        raise UserError(f"model folder '{folder}' does not exist")
+    if (folder / "adapter_config.json").is_file():
+        raise UserError(f"'{folder}' holds a LoRA adapter only; export or predict its run's hf_model/ "
+                        f"({folder.parent / 'hf_model'}), where the adapter is merged into the model")
+    path = folder / "config.json"
+    if not path.is_file():
+        raise UserError(f"'{folder}' has no config.json: expected an export folder (a run's hf_model/)")
+    return json.loads(path.read_text())
+
+
+def classifier_labels(folder: Path) -> list[str]:
+    """The class names of a sequence classifier export, in id order; a masked LM is refused: it
+    is a step towards a classifier (docs/mlm.md), not a model to deploy."""
+    config = model_config(folder)
+    architectures = config.get("architectures") or []
+    if any(a.endswith("ForMaskedLM") for a in architectures):
+        raise UserError(f"'{folder}' is a masked language model ({architectures[0]}): deployment "
+                        "covers text classifiers; fine-tune it on labelled text first (docs/mlm.md)")
+    if not any(a.endswith("ForSequenceClassification") for a in architectures):
+        raise UserError(f"'{folder}' is no text classifier (architectures {architectures})")
+    id2label = config["id2label"]
+    return [id2label[str(i)] for i in range(len(id2label))]
+
+
+def weights_digest(folder: Path) -> str:
+    """sha256 of the PyTorch weights, which `checks.json` records: an `onnx/` folder left from
+    other weights (a re-export of the run) is then told apart from a current one."""
+    digest = hashlib.sha256()
+    with open(folder / WEIGHTS, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def onnx_file(folder: Path, runtime: str) -> Path:
+    """The ONNX file a runtime runs: in `folder/onnx/` of an export, or in `folder` when it is
+    the `onnx/` folder itself; an `onnx/` folder from other weights than the export's is refused."""
+    name = FILES[runtime]
+    if (folder / name).is_file():
+        return folder / name
+    path = folder / ONNX_DIR / name
+    if not path.is_file():
+        raise UserError(f"'{folder}' has no {ONNX_DIR}/{name}: write it with python export.py onnx {folder}")
+    checks = folder / ONNX_DIR / CHECKS
+    if not checks.is_file():
+        raise UserError(f"{folder / ONNX_DIR} has no {CHECKS}: its export did not finish; run python "
+                        f"export.py onnx {folder} again")
+    exported_from = json.loads(checks.read_text())["weights_sha256"]
+    if (folder / WEIGHTS).is_file() and exported_from != weights_digest(folder):
+        raise UserError(f"{folder / ONNX_DIR} was exported from other weights than {folder / WEIGHTS}: "
+                        f"run python export.py onnx {folder} again")
+    return path
+
+
+def run_config(folder: Path) -> dict | None:
+    """The resolved config of the run whose export `folder` is (hf_model/ or hf_model/onnx/)."""
+    for run in (folder.parent, folder.parent.parent):
+        if (run / "config.yaml").is_file() and (run / "hparams.yaml").is_file():
+            return yaml.safe_load((run / "config.yaml").read_text())
+    return None
+
+
+def model_limit(folder: Path, tokenizer) -> int:
+    """The most tokens a text may have: the tokenizer's limit within the model's positions."""
+    positions = model_config(folder).get("max_position_embeddings", tokenizer.model_max_length)
+    return int(min(tokenizer.model_max_length, positions))
+
+
+def trained_max_length(folder: Path, tokenizer) -> tuple[int, str]:
+    """(tokens per text, where that number comes from): the run's `data.max_length`, else the
+    model's limit."""
+    config = run_config(folder)
+    length = config and config.get("data", {}).get("init_args", {}).get("max_length")
+    if length:
+        return int(length), "the run's data.max_length"
+    return model_limit(folder, tokenizer), "the model's limit"
