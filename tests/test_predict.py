@@ -2,8 +2,9 @@
 probabilities, the input read a chunk at a time, a stopped prediction leaving whole rows that
 --resume finishes as an uninterrupted run would have."""
 
-import os
 import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -23,7 +24,7 @@ from tests.deploy_helpers import (
     tiny_classifier,
     write_jsonl,
 )
-from tests.helpers import forked_train_py
+from tests.helpers import ROOT
 
 MULTILINE = 'a text over\ntwo lines, "quoted", with a comma'
 
@@ -146,14 +147,18 @@ def test_sigterm_stops_the_command_between_writes_and_resume_finishes_it(export,
     """A real process, stopped by SIGTERM once its first rows are out."""
     items = texts(5000, seed=5)
     source, out, stderr = write_jsonl(tmp_path / "in.jsonl", items), tmp_path / "out.csv", tmp_path / "stderr"
-    process = forked_train_py([str(export), str(source), "--output", str(out), "--chunk_size", "64"], stderr,
-                              script="predict.py")
-    deadline = time.monotonic() + 120
-    while len(read_rows_whole(out) if out.exists() else []) < 64 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.kill(process.pid, signal.SIGTERM)
-    process.join(60)
-    assert process.exitcode == 143
+    with open(stderr, "w") as errors:  # a fresh interpreter: a child forked from this suite's process
+        # inherits the thread pools earlier tests started (tokenizers, ONNX Runtime) and can hang
+        process = subprocess.Popen([sys.executable, str(ROOT / "predict.py"), str(export), str(source),
+                                    "--output", str(out), "--chunk_size", "64"], stderr=errors, cwd=ROOT)
+        try:
+            deadline = time.monotonic() + 180
+            while len(read_rows_whole(out) if out.exists() else []) < 64 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(60) == 143
+        finally:
+            process.kill()
     written = [row["text"] for row in read_rows(out)]
     assert 64 <= len(written) < len(items) and written == items[:len(written)] and len(written) % 64 == 0
     last = stderr.read_text().strip().splitlines()[-1]
