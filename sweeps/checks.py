@@ -4,7 +4,6 @@ and the batch sizes whose common multiple every report falls on."""
 
 import argparse
 import difflib
-import importlib
 import logging
 import math
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 from jsonargparse import Namespace
 
 from core.errors import UserError, at_least, check
+from plugins.defaults import named_class
 from sweeps.spec import Sweep, cli_value, first_line, trial_options
 from train import CLI, DEFAULTS
 
@@ -134,11 +134,10 @@ def parse_trial(sweep: Sweep, options: list[str], key: str | None = None):
 
 def check_objective(sweep: Sweep, config) -> None:
     """The task's validation metrics, where its class lists them (`VALIDATION_METRICS`)."""
-    module_name, class_name = config.model.class_path.rsplit(".", 1)
-    task = getattr(importlib.import_module(module_name), class_name)
+    task = named_class(config.model.class_path)
     logged = getattr(task, "VALIDATION_METRICS", None)
     if logged is not None and sweep.objective not in logged:
         raise UserError(
-            f"sweep objective {sweep.objective!r} is not logged by {class_name}: choose one "
+            f"sweep objective {sweep.objective!r} is not logged by {task.__name__}: choose one "
             f"of {', '.join(logged)}"
         )
