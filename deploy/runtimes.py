@@ -4,9 +4,16 @@ padded to its longest text: the exported graph takes padded batches). PyTorch pa
 one row without padding, as in training, where the model takes packed batches and padding would
 be more than `PACK_ABOVE` of the batch's tokens; a batch of texts sorted by length seldom is, and
 there packing only adds steps (on the 2-core CPU, 512-token IMDB reviews in sorted batches of 32:
-7.5 to 8.1 texts/s packed, 7.7 to 8.0 padded, one thread)."""
+7.5 to 8.1 texts/s packed, 7.7 to 8.0 padded, one thread).
+
+Compiled, PyTorch runs the padded batches through `torch.compile` with frozen weights: inductor
+folds them into oneDNN's prepacked matrix products and fuses the steps between them. On the
+2-core CPU (MiniLM, 32 texts of 300 tokens) a batch took 0.83 s instead of 1.49 s, the logits
+within 3e-7 of eager ones, after 15 s of compiling; dynamic shapes, so no length compiles twice."""
 
 import importlib
+import logging
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +21,7 @@ import numpy as np
 from core.errors import UserError
 from deploy.layout import EXTRA
 
+log = logging.getLogger(__name__)
 RUNTIMES = ("torch", "onnx", "onnx-int8")
 PACK_ABOVE = 0.1  # share of a padded batch's tokens that are padding, above which PyTorch packs
 
@@ -39,9 +47,11 @@ def padded(batch: list[list[int]], pad_token_id: int) -> tuple[np.ndarray, np.nd
 
 class TorchRuntime:
     """The PyTorch model of an export folder, in eval mode, on the GPU where there is one; `threads`
-    sets PyTorch's CPU threads (for the whole process; None leaves them)."""
+    sets PyTorch's CPU threads (for the whole process; None leaves them); `compile` runs it through
+    `torch.compile` (padded batches only)."""
 
-    def __init__(self, folder: Path, pad_token_id: int, max_length: int, threads: int | None = None):
+    def __init__(self, folder: Path, pad_token_id: int, max_length: int, threads: int | None = None,
+                 compile: bool = False):
         import torch
         from transformers import AutoModelForSequenceClassification
 
@@ -54,7 +64,10 @@ class TorchRuntime:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         model = from_pretrained(AutoModelForSequenceClassification, str(folder), "model")
         self.model = model.eval().to(self.device)
-        self.takes_packed = use_varlen_attention(self.model)
+        self.takes_packed = use_varlen_attention(self.model) and not compile
+        self.forward = torch.compile(self.model, dynamic=True) if compile else self.model
+        # inductor reads `freezing` when it compiles, at a call; torch.compile's options do not set it
+        self.settings = torch._inductor.config.patch(freezing=True) if compile else nullcontext()
         self.pad_token_id = pad_token_id
         self.collate = PackedCollator(pad_token_id, max_length)
 
@@ -73,9 +86,24 @@ class TorchRuntime:
                 with first_token_outputs(self.model, inputs["cu_seq_lens_q"], len(batch)):
                     out = self.model(**inputs).logits
             else:
-                ids, mask = (torch.from_numpy(a).to(self.device) for a in padded(batch, self.pad_token_id))
-                out = self.model(input_ids=ids, attention_mask=mask).logits
+                # a compiled model would compile a graph of its own for a batch of 1: it gets 2 rows
+                one = self.forward is not self.model and len(batch) == 1
+                ids, mask = (torch.from_numpy(a).to(self.device)
+                             for a in padded(batch * 2 if one else batch, self.pad_token_id))
+                out = self.padded_logits(ids, mask)[:len(batch)]
         return out.float().cpu().numpy()
+
+    def padded_logits(self, ids, mask):
+        """The model's logits; where compiling fails (no C++ compiler, say), one warning and eager."""
+        try:
+            with self.settings:
+                return self.forward(input_ids=ids, attention_mask=mask).logits
+        except Exception as err:  # inductor's errors have no common type; eager runs the same batch
+            if self.forward is self.model:
+                raise
+            log.warning("torch.compile failed, so the model runs uncompiled: %s", str(err).splitlines()[0])
+            self.forward, self.settings = self.model, nullcontext()
+            return self.model(input_ids=ids, attention_mask=mask).logits
 
 
 class OrtRuntime:

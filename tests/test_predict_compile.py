@@ -1,0 +1,74 @@
+"""predict.py's compiled PyTorch model: the same probabilities as the eager one from one graph for
+every batch shape, eager again with one warning where compiling fails, and compiled by default only
+for a file large enough to pay the compile back."""
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from deploy import prediction
+from deploy.prediction import predict
+from tests.deploy_helpers import (
+    LABELS,
+    one_torch_thread,  # noqa: F401 (autouse)
+    read_rows,
+    reference_probs,
+    texts,
+    tiny_classifier,
+    write_jsonl,
+)
+
+ITEMS = texts(40)
+
+
+@pytest.fixture(scope="module")
+def export(tiny_bert, tmp_path_factory):
+    return tiny_classifier(tiny_bert, tmp_path_factory.mktemp("run") / "hf_model")
+
+
+def probabilities(path) -> np.ndarray:
+    return np.array([[float(row[f"prob_{name}"]) for name in LABELS] for row in read_rows(path)])
+
+
+@pytest.mark.slow
+def test_a_compiled_model_predicts_what_the_eager_one_does_from_one_graph(export, tmp_path, caplog):
+    """Batches of 3 texts of many lengths, the last a batch of 1: one graph serves them all."""
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    out = tmp_path / "out.csv"
+    with caplog.at_level(logging.WARNING):
+        predict(str(export), str(write_jsonl(tmp_path / "in.jsonl", ITEMS)), str(out), batch_size=3,
+                compile=True)
+    assert not caplog.records
+    np.testing.assert_allclose(probabilities(out), reference_probs(export, ITEMS), atol=1e-6)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
+
+
+def failing_compile(model, dynamic):
+    def compiled(**inputs):
+        raise RuntimeError("InductorError: C++ compile error\nmore lines")
+    return compiled
+
+
+def test_where_compiling_fails_the_model_runs_uncompiled_after_one_warning(export, tmp_path, caplog,
+                                                                           monkeypatch):
+    monkeypatch.setattr(torch, "compile", failing_compile)
+    out = tmp_path / "out.csv"
+    with caplog.at_level(logging.WARNING):
+        predict(str(export), str(write_jsonl(tmp_path / "in.jsonl", ITEMS)), str(out), batch_size=4,
+                compile=True)
+    assert [r.getMessage() for r in caplog.records] == [
+        "torch.compile failed, so the model runs uncompiled: InductorError: C++ compile error"]
+    np.testing.assert_allclose(probabilities(out), reference_probs(export, ITEMS), atol=1e-6)
+
+
+@pytest.mark.parametrize("above, compiled", [(0, True), (sum(map(len, ITEMS)), False)])
+def test_by_default_only_a_file_of_more_characters_than_the_threshold_is_compiled(
+        export, tmp_path, monkeypatch, above, compiled):
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda model, dynamic: calls.append(model) or model)
+    monkeypatch.setattr(prediction, "COMPILE_ABOVE", above)
+    predict(str(export), str(write_jsonl(tmp_path / "in.jsonl", ITEMS)), str(tmp_path / "out.csv"))
+    assert bool(calls) == compiled
