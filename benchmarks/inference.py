@@ -1,6 +1,7 @@
 """Prediction speed and accuracy of a fine-tuned export, every row on the same real test texts in
 one process: `transformers.pipeline("text-classification", batch_size=32)` against this project's
-predict.py on PyTorch, ONNX Runtime fp32 and ONNX Runtime int8: texts per second over the whole
+predict.py on PyTorch, ONNX Runtime fp32 and ONNX Runtime int8, and a student of half its layers
+distilled from the model (docs/distill.md) on PyTorch and int8: texts per second over the whole
 file with 1 and 2 threads, batch-1 latency (median, 95th percentile), file size, test accuracy.
 
     python benchmarks/inference.py           # IMDB and AG News, 2,000 test texts each (~50 min, 2 cores)
@@ -9,6 +10,8 @@ file with 1 and 2 threads, batch-1 latency (median, 95th percentile), file size,
 The model is the bundled all-MiniLM-L6-v2 fine-tuned by `train.py fit` (the recipe of docs/runs.md:
 2,000 training texts, 2 epochs, lr 5e-5; 512 tokens for IMDB, 128 for AG News) with the ONNX export
 added; an export found from an earlier run of the same recipe is reused (--retrain trains anew).
+The student keeps half its layers (1, 3 and 5 of MiniLM's 6) and learns from its logits on the same texts and
+2,000 more it labels (the best recipe of docs/distill.md), as many epochs, lr 1e-4.
 Targets: predict.py on PyTorch at least 2x the pipeline's texts/s with the same predictions; int8
 at least 2x predict.py's PyTorch at no more than 1 point of test accuracy lost.
 """
@@ -21,20 +24,26 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 from benchmarks.common import RESULTS, machine, parser, table, write_report
+from benchmarks.distill_runs import layers_of
 from benchmarks.inference_measure import measure
 from core.console import quiet_console
 from core.errors import exit_on_user_error
 from deploy.existing_export import run_test_split
 from deploy.layout import classifier_labels
+from lightning_modules.distill_student import uniform_map
 from train import main as train
 
 ROOT = Path(__file__).resolve().parents[1]
+OVERLAY = str(ROOT / "configs" / "overlays" / "distill.yaml")
 CONFIGS = {"imdb": "configs/imdb/distilbert.yaml", "ag_news": "configs/ag_news/distilbert.yaml"}
 # IMDB reviews whole (512 tokens, as deployed; their lengths vary), AG News articles fit in 128
 RECIPE = {"texts": (2000, 500, 2000), "max_length": {"imdb": 512, "ag_news": 128}, "epochs": 2}
 QUICK = {"texts": (64, 32, 64), "max_length": {"imdb": 64, "ag_news": 64}, "epochs": 1}
 NAMES = {"pipeline": "transformers.pipeline (batch 32)", "torch": "predict.py, PyTorch",
-         "onnx": "predict.py, ONNX Runtime fp32", "onnx-int8": "predict.py, ONNX Runtime int8"}
+         "onnx": "predict.py, ONNX Runtime fp32", "onnx-int8": "predict.py, ONNX Runtime int8",
+         "student-torch": "student (half the layers), predict.py, PyTorch",
+         "student-onnx-int8": "student (half the layers), predict.py, ONNX Runtime int8"}
+STUDENT_ROWS = ("torch", "onnx-int8")
 
 
 def fit_args(dataset: str, recipe: dict, name: str, data_dir: Path, backbone: str) -> list[str]:
@@ -47,15 +56,23 @@ def fit_args(dataset: str, recipe: dict, name: str, data_dir: Path, backbone: st
             "--trainer.callbacks+=plugins.onnx_export.ONNXExport"]
 
 
-def export_of(dataset: str, recipe: dict, quick: bool, retrain: bool, data_dir: Path, backbone: str) -> Path:
-    """The hf_model/ of the newest run of this recipe with its ONNX files; trained where none is."""
-    name = f"bench-inference{'-quick' if quick else ''}/{dataset}"
+def student_args(teacher: Path, unlabelled: int) -> list[str]:
+    """A student of half the teacher's layers cut from it, taught by its logits on more texts."""
+    layers = layers_of(str(teacher))
+    cut = uniform_map(max(1, layers // 2), layers)
+    return ["--model.backbone", str(teacher), "--model.keep_layers", str(cut), "--config", OVERLAY,
+            "--model.teacher", str(teacher), "--model.learning_rate", "1e-4", "--data.unlabelled", "unused",
+            "--data.limit_unlabelled_samples", str(unlabelled)]
+
+
+def export_of(name: str, fit: list[str], retrain: bool) -> Path:
+    """The hf_model/ of the newest run named `name` with its ONNX files; trained where none is."""
     found = sorted(Path("logs", name).glob("version_*/hf_model/onnx/checks.json"),
                    key=lambda path: int(path.parts[-4].removeprefix("version_")))
     if found and not retrain:
-        print(f"{dataset}: reusing {found[-1].parents[1]}", flush=True)
+        print(f"{name}: reusing {found[-1].parents[1]}", flush=True)
         return found[-1].parents[1]
-    cli = train(fit_args(dataset, recipe, name, data_dir, backbone))
+    cli = train(fit)
     return Path(cli.trainer.log_dir) / "hf_model"
 
 
@@ -67,8 +84,9 @@ def print_table(dataset: str, folder: Path, found: dict) -> None:
               f"{row['latency']['median_ms']:.1f} / {row['latency']['p95_ms']:.1f}", f"{row['size_mb']:.1f}",
               f"{row['test_accuracy']:.4f}", f"{100 * row['same_label_as_pipeline']:.1f}%",
               f"{row['max_prob_diff_to_pipeline']:.1e}"] for name, row in rows.items()]
+    compiled = "compiled" if found["torch_compiled"] else "not compiled (too few characters)"
     print(f"\n{dataset}: {found['texts']:,} test texts, {found['max_length']} tokens, {folder}, "
-          f"on {machine()}\n")
+          f"PyTorch {compiled}, on {machine()}\n")
     latency = f"batch-1 ms, median / p95 ({max(threads)} thr)"
     print(table(["runtime", *(f"texts/s ({n} thr)" for n in threads),
                  *(f"vs pipeline ({n} thr)" for n in threads), latency, "file (MB)", "test acc",
@@ -92,17 +110,29 @@ def main() -> None:
     options.add_argument("--shared_data", default=str(ROOT.parent / "shared" / "data"),
                          help="folder with imdb/ and ag_news/")
     options.add_argument("--backbone", default="minilm", help="what is fine-tuned (the bundled MiniLM)")
+    options.add_argument("--students", default="ag_news",
+                         help="comma-separated datasets whose model is distilled into a measured student")
     args = options.parse_args()
     quiet_console()
     recipe, threads = QUICK if args.quick else RECIPE, [int(n) for n in args.threads.split(",")]
+    latency_texts = 10 if args.quick else args.latency_texts
     report = {"quick": args.quick, "recipe": recipe, "datasets": {}}
     for dataset in args.datasets.split(","):
-        folder = export_of(dataset, recipe, args.quick, args.retrain, Path(args.shared_data) / dataset,
-                           args.backbone)
+        name = f"bench-inference{'-quick' if args.quick else ''}/{dataset}"
+        data_dir = Path(args.shared_data) / dataset
+        folder = export_of(name, fit_args(dataset, recipe, name, data_dir, args.backbone), args.retrain)
         texts, labels, _ = run_test_split(folder, classifier_labels(folder))
         with TemporaryDirectory() as workdir:
-            found = measure(folder, texts, labels, threads, 10 if args.quick else args.latency_texts,
-                            Path(workdir))
+            found = measure(folder, texts, labels, threads, latency_texts, Path(workdir))
+            if dataset in args.students.split(","):
+                fit = fit_args(dataset, recipe, f"{name}-student", data_dir, args.backbone)
+                student = export_of(f"{name}-student", fit + student_args(folder, recipe["texts"][0]),
+                                    args.retrain)
+                more = measure(student, texts, labels, threads, latency_texts, Path(workdir), STUDENT_ROWS,
+                               found["pipeline_probs"])
+                found["rows"].update({f"student-{row}": more["rows"][row] for row in STUDENT_ROWS})
+                found["student"] = str(student)
+        found.pop("pipeline_probs")
         report["datasets"][dataset] = {"export": str(folder), **found}
         print_table(dataset, folder, found)
     write_report(args.out or RESULTS / f"inference{'-quick' if args.quick else ''}.json", report)

@@ -15,7 +15,7 @@ from transformers import pipeline
 
 from core.pretrained import load_tokenizer
 from deploy.layout import FILES, ONNX_DIR, WEIGHTS, trained_max_length
-from deploy.prediction import open_runtime, predict
+from deploy.prediction import compiles, open_runtime, predict
 from deploy.streaming import Predictor
 
 RUNTIMES = ("torch", "onnx", "onnx-int8")
@@ -64,11 +64,15 @@ def latencies(call, texts: list[str]) -> dict[str, float]:
             "p95_ms": 1000 * float(np.percentile(seconds, 95))}
 
 
-def batch1_latencies(folder: Path, texts: list[str], max_length: int, threads: int) -> dict:
+def batch1_latencies(folder: Path, texts: list[str], max_length: int, threads: int,
+                     rows: tuple[str, ...]) -> dict:
+    """Each row's batch-1 latencies; PyTorch uncompiled, as predict.py runs a file of one text."""
     set_threads(threads)
-    classify = pipeline("text-classification", model=str(folder), device="cpu", top_k=None)
-    found = {"pipeline": latencies(lambda t: classify(t, truncation=True, max_length=max_length), texts)}
-    for runtime in RUNTIMES:
+    found = {}
+    if "pipeline" in rows:
+        classify = pipeline("text-classification", model=str(folder), device="cpu", top_k=None)
+        found["pipeline"] = latencies(lambda t: classify(t, truncation=True, max_length=max_length), texts)
+    for runtime in (r for r in rows if r != "pipeline"):
         engine, tokenizer, _ = open_runtime(folder, runtime, threads, max_length)
         predictor = Predictor(engine, tokenizer, max_length)
         found[runtime] = latencies(lambda t: predictor.logits([t]), texts)
@@ -83,25 +87,29 @@ def sizes(folder: Path) -> dict[str, float]:
 
 
 def measure(folder: Path, texts: list[str], label_ids: list[int], threads: list[int],
-            latency_texts: int, workdir: Path) -> dict:
-    """Every row's numbers on `texts`, in one process."""
+            latency_texts: int, workdir: Path, rows: tuple[str, ...] = ("pipeline", *RUNTIMES),
+            reference: np.ndarray | None = None) -> dict:
+    """Each of `rows` on `texts`, in one process; labels and probabilities are compared with
+    `reference` (by default the pipeline's own)."""
     labels = list(json.loads((folder / "config.json").read_text())["id2label"].values())
     max_length = trained_max_length(folder, load_tokenizer(str(folder)))[0]
     source = workdir / "texts.jsonl"
     source.write_text("".join(json.dumps({"text": text}) + "\n" for text in texts))
     speed, probs = {}, {}
     for n in threads:
-        speed["pipeline", n], probs["pipeline"] = pipeline_run(folder, texts, labels, max_length, n)
-        for runtime in RUNTIMES:
+        if "pipeline" in rows:
+            speed["pipeline", n], probs["pipeline"] = pipeline_run(folder, texts, labels, max_length, n)
+        for runtime in (r for r in rows if r != "pipeline"):
             speed[runtime, n], probs[runtime] = predict_run(folder, source, workdir / f"{runtime}.csv",
                                                             runtime, n, labels)
     step = max(1, len(texts) // latency_texts)
-    latency = batch1_latencies(folder, texts[::step][:latency_texts], max_length, max(threads))
+    latency = batch1_latencies(folder, texts[::step][:latency_texts], max_length, max(threads), rows)
     truth, size = np.asarray(label_ids), sizes(folder)
-    reference = probs["pipeline"].argmax(1)
-    return {"texts": len(texts), "max_length": max_length, "threads": threads, "rows": {
-        name: {"texts_per_s": {n: speed[name, n] for n in threads}, "latency": latency[name],
-               "size_mb": size[name], "test_accuracy": float((p.argmax(1) == truth).mean()),
-               "same_label_as_pipeline": float((p.argmax(1) == reference).mean()),
-               "max_prob_diff_to_pipeline": float(np.abs(p - probs["pipeline"]).max())}
-        for name, p in probs.items()}}
+    reference = probs["pipeline"] if reference is None else reference
+    return {"texts": len(texts), "max_length": max_length, "threads": threads,
+            "torch_compiled": compiles(sum(map(len, texts))), "pipeline_probs": reference, "rows": {
+                name: {"texts_per_s": {n: speed[name, n] for n in threads}, "latency": latency[name],
+                       "size_mb": size[name], "test_accuracy": float((p.argmax(1) == truth).mean()),
+                       "same_label_as_pipeline": float((p.argmax(1) == reference.argmax(1)).mean()),
+                       "max_prob_diff_to_pipeline": float(np.abs(p - reference).max())}
+                for name, p in probs.items()}}

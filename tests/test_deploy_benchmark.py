@@ -1,5 +1,6 @@
 """benchmarks/inference.py --quick runs every step end to end (fine-tuning with the ONNX plug-in,
-the pipeline and predict.py on every runtime) and reports what it claims: one row per runtime."""
+the pipeline and predict.py on every runtime, a student distilled from the model) and reports what
+it claims: one row per runtime."""
 
 import json
 
@@ -15,18 +16,20 @@ pytest.importorskip("onnxruntime", reason="the ONNX extra is not installed: pip 
 def test_the_inference_benchmark_measures_every_runtime_on_the_same_texts(tiny_bert, tmp_path, request):
     data = tmp_path / "data" / "imdb"
     data.mkdir(parents=True)
-    for name, n, seed in (("train", 120, 0), ("test", 80, 1)):
+    for name, n, seed in (("train", 200, 0), ("test", 80, 1)):
         (data / f"{name}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in generate(n, seed)))
     out = tmp_path / "inference.json"
     run = request.getfixturevalue("run_script")
-    stdout = run("inference.py", "--quick", "--datasets", "imdb", "--backbone", tiny_bert,
+    stdout = run("inference.py", "--quick", "--datasets", "imdb", "--students", "imdb",
+                 "--backbone", tiny_bert,
                  "--shared_data", str(tmp_path / "data"), "--out", str(out))
     report = read_report(out)["datasets"]["imdb"]
     assert report["texts"] == 64 and report["threads"] == [1, 2]
     rows = report["rows"]
-    assert list(rows) == ["pipeline", "torch", "onnx", "onnx-int8"]
+    assert list(rows) == ["pipeline", "torch", "onnx", "onnx-int8", "student-torch", "student-onnx-int8"]
     assert rows["torch"]["same_label_as_pipeline"] == 1.0  # the same predictions as the pipeline
     assert rows["torch"]["max_prob_diff_to_pipeline"] < 1e-5
     assert rows["onnx-int8"]["size_mb"] < rows["onnx"]["size_mb"]
     assert all(row["texts_per_s"]["1"] > 0 and row["latency"]["median_ms"] > 0 for row in rows.values())
+    assert rows["student-torch"]["size_mb"] < rows["torch"]["size_mb"]  # 3 of the tiny model's layers
     assert "| predict.py, ONNX Runtime int8 |" in stdout and "points lost (target <= 1)" in stdout
