@@ -46,9 +46,9 @@ def padded(batch: list[list[int]], pad_token_id: int) -> tuple[np.ndarray, np.nd
 
 
 class TorchRuntime:
-    """The PyTorch model of an export folder, in eval mode, on the GPU where there is one; `threads`
-    sets PyTorch's CPU threads (for the whole process; None leaves them); `compile` runs it through
-    `torch.compile` (padded batches only)."""
+    """The PyTorch model of an export folder, in eval mode, on the GPU where there is one (on the CPU
+    its linear layers run on oneDNN: deploy/onednn.py); `threads` sets PyTorch's CPU threads (for the
+    whole process; None leaves them); `compile` runs it through `torch.compile` (padded batches only)."""
 
     def __init__(self, folder: Path, pad_token_id: int, max_length: int, threads: int | None = None,
                  compile: bool = False):
@@ -57,6 +57,7 @@ class TorchRuntime:
 
         from core.pretrained import from_pretrained
         from datamodules.packing import PackedCollator
+        from deploy.onednn import onednn_linears
         from lightning_modules.packing import use_varlen_attention
 
         if threads:
@@ -64,6 +65,8 @@ class TorchRuntime:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         model = from_pretrained(AutoModelForSequenceClassification, str(folder), "model")
         self.model = model.eval().to(self.device)
+        if self.device.type == "cpu" and not compile:  # compiled, inductor picks the kernels
+            self.model = onednn_linears(self.model)
         self.takes_packed = use_varlen_attention(self.model) and not compile
         self.forward = torch.compile(self.model, dynamic=True) if compile else self.model
         # inductor reads `freezing` when it compiles, at a call; torch.compile's options do not set it
