@@ -15,10 +15,12 @@ from transformers import pipeline
 
 from core.pretrained import load_tokenizer
 from deploy.layout import FILES, ONNX_DIR, WEIGHTS, trained_max_length
-from deploy.prediction import compiles, open_runtime, predict
+from deploy.prediction import compiles, open_runtime, predict, text_tokens
 from deploy.streaming import Predictor
 
-RUNTIMES = ("torch", "onnx", "onnx-int8")
+# each predict.py row: (--runtime, --compile)
+RUNTIMES = {"torch": ("torch", False), "torch-compiled": ("torch", True), "onnx": ("onnx", False),
+            "onnx-int8": ("onnx-int8", False)}
 PIPELINE_BATCH = 32
 
 
@@ -41,10 +43,12 @@ def pipeline_run(folder: Path, texts: list[str], labels: list[str], max_length: 
     return len(texts) / seconds, probs
 
 
-def predict_run(folder: Path, source: Path, out: Path, runtime: str, threads: int,
+def predict_run(folder: Path, source: Path, out: Path, row: str, threads: int,
                 labels: list[str]) -> tuple[float, np.ndarray]:
-    """(texts per second, probabilities) of predict.py over the same texts, file to file."""
-    speed = predict(str(folder), str(source), str(out), runtime=runtime, threads=threads,
+    """(texts per second, probabilities) of predict.py over the same texts, file to file; a compiled
+    model's texts per second include the compiling."""
+    runtime, compile = RUNTIMES[row]
+    speed = predict(str(folder), str(source), str(out), runtime=runtime, threads=threads, compile=compile,
                     overwrite=True)["texts_per_second"]
     with open(out, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
@@ -66,31 +70,33 @@ def latencies(call, texts: list[str]) -> dict[str, float]:
 
 def batch1_latencies(folder: Path, texts: list[str], max_length: int, threads: int,
                      rows: tuple[str, ...]) -> dict:
-    """Each row's batch-1 latencies; PyTorch uncompiled, as predict.py runs a file of one text."""
+    """Each row's batch-1 latencies (a compiled model compiles in the warm-up)."""
     set_threads(threads)
     found = {}
     if "pipeline" in rows:
         classify = pipeline("text-classification", model=str(folder), device="cpu", top_k=None)
         found["pipeline"] = latencies(lambda t: classify(t, truncation=True, max_length=max_length), texts)
-    for runtime in (r for r in rows if r != "pipeline"):
-        engine, tokenizer, _ = open_runtime(folder, runtime, threads, max_length)
+    for row in (r for r in rows if r != "pipeline"):
+        runtime, compile = RUNTIMES[row]
+        engine, tokenizer, _ = open_runtime(folder, runtime, threads, max_length, compile)
         predictor = Predictor(engine, tokenizer, max_length)
-        found[runtime] = latencies(lambda t: predictor.logits([t]), texts)
+        found[row] = latencies(lambda t: predictor.logits([t]), texts)
     return found
 
 
 def sizes(folder: Path) -> dict[str, float]:
     """MB of the file each row runs."""
     weights = (folder / WEIGHTS).stat().st_size / 1e6
-    return {"pipeline": weights, "torch": weights,
+    return {"pipeline": weights, "torch": weights, "torch-compiled": weights,
             **{runtime: (folder / ONNX_DIR / FILES[runtime]).stat().st_size / 1e6 for runtime in FILES}}
 
 
 def measure(folder: Path, texts: list[str], label_ids: list[int], threads: list[int],
             latency_texts: int, workdir: Path, rows: tuple[str, ...] = ("pipeline", *RUNTIMES),
-            reference: np.ndarray | None = None) -> dict:
-    """Each of `rows` on `texts`, in one process; labels and probabilities are compared with
-    `reference` (by default the pipeline's own)."""
+            reference: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
+    """(each of `rows` on `texts`, in one process; the pipeline's probabilities): labels and
+    probabilities are compared with the pipeline's, `reference` where the pipeline is not a row."""
+    assert ("pipeline" in rows) != (reference is not None), "the pipeline's probabilities, or a reference"
     labels = list(json.loads((folder / "config.json").read_text())["id2label"].values())
     max_length = trained_max_length(folder, load_tokenizer(str(folder)))[0]
     source = workdir / "texts.jsonl"
@@ -106,10 +112,11 @@ def measure(folder: Path, texts: list[str], label_ids: list[int], threads: list[
     latency = batch1_latencies(folder, texts[::step][:latency_texts], max_length, max(threads), rows)
     truth, size = np.asarray(label_ids), sizes(folder)
     reference = probs["pipeline"] if reference is None else reference
+    tokens = sum(text_tokens(text, max_length) for text in texts)
     return {"texts": len(texts), "max_length": max_length, "threads": threads,
-            "torch_compiled": compiles(sum(map(len, texts))), "pipeline_probs": reference, "rows": {
+            "torch_compiled": compiles(tokens), "rows": {
                 name: {"texts_per_s": {n: speed[name, n] for n in threads}, "latency": latency[name],
                        "size_mb": size[name], "test_accuracy": float((p.argmax(1) == truth).mean()),
                        "same_label_as_pipeline": float((p.argmax(1) == reference.argmax(1)).mean()),
                        "max_prob_diff_to_pipeline": float(np.abs(p - reference).max())}
-                for name, p in probs.items()}}
+                for name, p in probs.items()}}, reference

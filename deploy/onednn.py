@@ -10,13 +10,13 @@ from torch import nn
 
 
 class OneDNNLinear(nn.Module):
-    """An `nn.Linear` for inference whose weights are oneDNN tensors, run by ATen's `mkldnn_linear`."""
+    """An `nn.Linear` for inference on the CPU whose weights are oneDNN tensors, run by ATen's
+    `mkldnn_linear`; they are plain attributes, outside `state_dict()` and `.to()`."""
 
     def __init__(self, linear: nn.Linear):
         super().__init__()
         self.weight = linear.weight.detach().to_mkldnn()
-        bias = linear.bias if linear.bias is not None else torch.zeros(linear.out_features)
-        self.bias = bias.detach().to_mkldnn()
+        self.bias = None if linear.bias is None else linear.bias.detach().to_mkldnn()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.ops.aten.mkldnn_linear(x.to_mkldnn(), self.weight, self.bias).to_dense()

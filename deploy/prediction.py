@@ -21,20 +21,21 @@ from deploy.texts import TextFile, input_file
 log = logging.getLogger(__name__)
 
 
-# characters of text above which predict.py compiles PyTorch's model by default: on the 2-core CPU
-# compiling takes 12 to 15 s and then saves about 40% of each batch's time (deploy/runtimes.py), so it
-# pays back after about 35 s of work: some 230,000 tokens, a million characters of English
+# tokens of work above which predict.py compiles PyTorch's model on the CPU by default: compiling
+# costs 12 to 15 s on the 2-core CPU and then saves about 2e-5 s a token against the uncompiled model
+# on oneDNN (MiniLM, 2 threads, 32 texts of 300 tokens: 0.72 to 0.83 s a batch instead of 0.98 s),
+# so it pays back after some 600,000 tokens
 COMPILE_ABOVE = 1_000_000
+CHARACTERS_PER_TOKEN = 4  # about, for English text and a WordPiece vocabulary
 
 
 class Stopped(SystemExit):
     """The prediction stopped by Ctrl-C (status 130) or SIGTERM (143), its output whole rows."""
 
 
-def open_runtime(folder: Path, runtime: str, threads: int | None, max_length: int | None,
-                 compile: bool | None = False, characters: int = 0):
-    """(runtime, tokenizer, max tokens per text) for an export folder; `compile` None compiles where
-    `characters` of texts are worth it (`compiles`)."""
+def export_files(folder: Path, runtime: str, max_length: int | None):
+    """(the ONNX file, None for PyTorch's weights; the tokenizer; max tokens per text) of an export
+    folder, checked before any model loads."""
     path = None
     if runtime == "torch" and not (folder / WEIGHTS).is_file():
         raise UserError(f"'{folder}' has no PyTorch weights ({WEIGHTS}): use --runtime onnx or onnx-int8 "
@@ -49,21 +50,37 @@ def open_runtime(folder: Path, runtime: str, threads: int | None, max_length: in
         log.info("texts cut to %d tokens (%s; --max_length sets another)", max_length, source)
     limit = model_limit(model_dir, tokenizer)
     check("--max_length", max_length, max_length <= limit, f"at most the model's limit, {limit} tokens")
+    return path, tokenizer, max_length
+
+
+def engine(folder: Path, path: Path | None, tokenizer, max_length: int, threads: int | None,
+           compile: bool):
+    """The runtime that turns batches of token ids into logits: ONNX Runtime on `path`, else PyTorch."""
     if path is not None:
-        return OrtRuntime(path, tokenizer.pad_token_id, threads), tokenizer, max_length
-    if compile is None:
-        compile = compiles(characters)
+        return OrtRuntime(path, tokenizer.pad_token_id, threads)
     if compile:
         log.info("compiling the model (torch.compile; --compile false runs it as it is): about 15 s "
                  "on a 2-core CPU before the first batch")
-    return TorchRuntime(folder, tokenizer.pad_token_id, max_length, threads, compile), tokenizer, max_length
+    return TorchRuntime(folder, tokenizer.pad_token_id, max_length, threads, compile)
 
 
-def compiles(characters: int) -> bool:
-    """Whether compiling pays back: on the CPU, for more than COMPILE_ABOVE characters of text."""
+def open_runtime(folder: Path, runtime: str, threads: int | None, max_length: int | None,
+                 compile: bool = False):
+    """(runtime, tokenizer, max tokens per text) for an export folder."""
+    path, tokenizer, max_length = export_files(folder, runtime, max_length)
+    return engine(folder, path, tokenizer, max_length, threads, compile), tokenizer, max_length
+
+
+def compiles(tokens: float) -> bool:
+    """Whether compiling pays back: on the CPU, for more than COMPILE_ABOVE tokens of work."""
     import torch
 
-    return not torch.cuda.is_available() and characters > COMPILE_ABOVE
+    return not torch.cuda.is_available() and tokens > COMPILE_ABOVE
+
+
+def text_tokens(text: str, max_length: int) -> int:
+    """About how many tokens `text` is cut to, from its characters."""
+    return min(len(text) // CHARACTERS_PER_TOKEN + 2, max_length)
 
 
 def predict(model: str, input: str, output: str = "predictions.csv",
@@ -103,24 +120,26 @@ def predict(model: str, input: str, output: str = "predictions.csv",
     if out_path.exists() and not (resume or overwrite):
         raise UserError(f"{output} exists: --resume goes on with it, --overwrite replaces it")
     out = OutputFile(out_path, classifier_labels(folder))
-    count = characters = 0
+    path, tokenizer, max_length = export_files(folder, runtime, max_length)
+    count = tokens = 0
     for text in texts:  # every row checked before the model loads
-        count, characters = count + 1, characters + len(text)
+        count, tokens = count + 1, tokens + text_tokens(text, max_length)
     if not count:
         raise UserError(f"input file '{input}' holds no text")
     if texts.blank_lines_note():
         log.warning(texts.blank_lines_note())
     if threads:  # the tokenizer's own pool would take every core
         os.environ["TOKENIZERS_PARALLELISM"] = "true" if threads > 1 else "false"
-    engine, tokenizer, max_length = open_runtime(folder, runtime, threads, max_length, compile, characters)
-    predictor = Predictor(engine, tokenizer, max_length, batch_size, chunk_size)
     rows = iter(texts)
-    if resume and out_path.exists():
-        done = out.resume(rows)
+    done = out.resume(rows) if resume and out_path.exists() else 0
+    if compile is None:
+        compile = path is None and compiles(tokens * (count - done) / count)
+    predictor = Predictor(engine(folder, path, tokenizer, max_length, threads, compile), tokenizer,
+                          max_length, batch_size, chunk_size)
+    if done:
         log.info("%s holds %d whole rows: going on from row %d", output, done, done + 1)
     else:
         out.start()
-        done = 0
     started, first = time.perf_counter(), done
     try:
         with tqdm(total=count, initial=done, unit=" texts", desc=runtime, smoothing=0.05) as bar:

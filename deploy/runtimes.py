@@ -13,12 +13,13 @@ within 3e-7 of eager ones, after 15 s of compiling; dynamic shapes, so no length
 
 import importlib
 import logging
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
 
 from core.errors import UserError
+from core.pretrained import first_line
 from deploy.layout import EXTRA
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,18 @@ def padded(batch: list[list[int]], pad_token_id: int) -> tuple[np.ndarray, np.nd
     return ids, mask
 
 
+@contextmanager
+def compile_settings():
+    """What the compiled model runs under, read when it compiles, at a call: frozen weights (which
+    torch.compile's options do not set), and a size of its own for each dimension, where torch would
+    give a square first batch (as many texts as tokens) one size and compile again for the next."""
+    import torch
+    import torch.fx.experimental._config as shapes
+
+    with torch._inductor.config.patch(freezing=True), shapes.patch(use_duck_shape=False):
+        yield
+
+
 class TorchRuntime:
     """The PyTorch model of an export folder, in eval mode, on the GPU where there is one (on the CPU
     its linear layers run on oneDNN: deploy/onednn.py); `threads` sets PyTorch's CPU threads (for the
@@ -57,7 +70,6 @@ class TorchRuntime:
 
         from core.pretrained import from_pretrained
         from datamodules.packing import PackedCollator
-        from deploy.onednn import onednn_linears
         from lightning_modules.packing import use_varlen_attention
 
         if threads:
@@ -65,12 +77,11 @@ class TorchRuntime:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         model = from_pretrained(AutoModelForSequenceClassification, str(folder), "model")
         self.model = model.eval().to(self.device)
-        if self.device.type == "cpu" and not compile:  # compiled, inductor picks the kernels
-            self.model = onednn_linears(self.model)
-        self.takes_packed = use_varlen_attention(self.model) and not compile
+        if not compile:  # compiled, inductor picks the kernels
+            self.model = self.on_cpu_onednn(self.model)
+        self.takes_packed = not compile and use_varlen_attention(self.model)
         self.forward = torch.compile(self.model, dynamic=True) if compile else self.model
-        # inductor reads `freezing` when it compiles, at a call; torch.compile's options do not set it
-        self.settings = torch._inductor.config.patch(freezing=True) if compile else nullcontext()
+        self.settings = compile_settings if compile else nullcontext
         self.pad_token_id = pad_token_id
         self.collate = PackedCollator(pad_token_id, max_length)
 
@@ -99,14 +110,20 @@ class TorchRuntime:
     def padded_logits(self, ids, mask):
         """The model's logits; where compiling fails (no C++ compiler, say), one warning and eager."""
         try:
-            with self.settings:
+            with self.settings():
                 return self.forward(input_ids=ids, attention_mask=mask).logits
         except Exception as err:  # inductor's errors have no common type; eager runs the same batch
             if self.forward is self.model:
                 raise
-            log.warning("torch.compile failed, so the model runs uncompiled: %s", str(err).splitlines()[0])
-            self.forward, self.settings = self.model, nullcontext()
+            log.warning("torch.compile failed, so the model runs uncompiled: %s", first_line(err))
+            self.model = self.forward = self.on_cpu_onednn(self.model)
+            self.settings = nullcontext
             return self.model(input_ids=ids, attention_mask=mask).logits
+
+    def on_cpu_onednn(self, model):
+        from deploy.onednn import onednn_linears
+
+        return onednn_linears(model) if self.device.type == "cpu" else model
 
 
 class OrtRuntime:

@@ -20,7 +20,8 @@ def test_a_onednn_linear_layer_gives_the_linear_layers_outputs(bias, shape):
         torch.testing.assert_close(OneDNNLinear(linear)(x), linear(x), rtol=0, atol=1e-6)
 
 
-def test_the_cpu_runtime_runs_every_linear_layer_on_onednn(tiny_bert, tmp_path):
+def test_the_cpu_runtime_runs_every_linear_layer_on_onednn(tiny_bert, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     export = tiny_classifier(tiny_bert, tmp_path / "hf_model")
     model = TorchRuntime(export, 0, 32).model
     assert not [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
