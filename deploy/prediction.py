@@ -21,11 +21,12 @@ from deploy.texts import TextFile, input_file
 log = logging.getLogger(__name__)
 
 
-# tokens of work above which predict.py compiles PyTorch's model on the CPU by default: compiling
-# costs 12 to 15 s on the 2-core CPU and then saves about 2e-5 s a token against the uncompiled model
-# on oneDNN (MiniLM, 2 threads, 32 texts of 300 tokens: 0.72 to 0.83 s a batch instead of 0.98 s),
-# so it pays back after some 600,000 tokens
-COMPILE_ABOVE = 1_000_000
+# tokens of work above which predict.py compiles PyTorch's model on the CPU by default. Measured on
+# the 2-core CPU (benchmarks/inference.py, MiniLM, 2,000 texts, compiling included): 2,000 IMDB
+# reviews (540,000 tokens) took 55 s compiled and 67 s uncompiled with 2 threads, 98 s and 116 s with
+# one, so compiling (12 to 15 s) pays back after some 250,000 tokens of long texts; 2,000 AG News
+# articles (105,000 tokens) took 14 s compiled and 8 s uncompiled
+COMPILE_ABOVE = 400_000
 CHARACTERS_PER_TOKEN = 4  # about, for English text and a WordPiece vocabulary
 
 
@@ -103,8 +104,8 @@ def predict(model: str, input: str, output: str = "predictions.csv",
         batch_size: texts per batch.
         chunk_size: texts read, sorted by length and held in memory at a time.
         threads: CPU threads (tokenizer, PyTorch, ONNX Runtime); by default every core.
-        compile: run PyTorch's model through torch.compile (about 15 s first, then about 1.7x the
-            texts/s on the CPU); by default on the CPU for files of over a million characters.
+        compile: run PyTorch's model through torch.compile (12 to 15 s first on a 2-core CPU, then
+            faster batches); by default on the CPU for over a million tokens of work.
         resume: go on with an output that a stopped prediction left (its rows are checked).
         overwrite: replace an existing output.
     """

@@ -4,12 +4,13 @@ padded to its longest text: the exported graph takes padded batches). PyTorch pa
 one row without padding, as in training, where the model takes packed batches and padding would
 be more than `PACK_ABOVE` of the batch's tokens; a batch of texts sorted by length seldom is, and
 there packing only adds steps (on the 2-core CPU, 512-token IMDB reviews in sorted batches of 32:
-7.5 to 8.1 texts/s packed, 7.7 to 8.0 padded, one thread).
+7.5 to 8.1 texts/s packed, 7.7 to 8.0 padded, one thread, with MKL's linear layers).
 
-Compiled, PyTorch runs the padded batches through `torch.compile` with frozen weights: inductor
-folds them into oneDNN's prepacked matrix products and fuses the steps between them. On the
-2-core CPU (MiniLM, 32 texts of 300 tokens) a batch took 0.83 s instead of 1.49 s, the logits
-within 3e-7 of eager ones, after 15 s of compiling; dynamic shapes, so no length compiles twice."""
+Uncompiled on the CPU, PyTorch's linear layers run on oneDNN (`deploy/onednn.py`). Compiled, it
+runs the padded batches through `torch.compile` with frozen weights: inductor prepacks them for
+its matrix products and fuses the steps between them. On the 2-core CPU (MiniLM, 32 texts of 300
+tokens) a batch took 0.72 to 0.83 s instead of the oneDNN model's 0.98 s, logits within 4e-7, after
+12 to 15 s of compiling; one graph serves every batch shape."""
 
 import importlib
 import logging
@@ -24,6 +25,8 @@ from deploy.layout import EXTRA
 
 log = logging.getLogger(__name__)
 RUNTIMES = ("torch", "onnx", "onnx-int8")
+CPU = ["CPUExecutionProvider"]
+UNFUSED = ["SkipLayerNormFusion"]  # ONNX Runtime's graph rewrites left out (OrtRuntime)
 PACK_ABOVE = 0.1  # share of a padded batch's tokens that are padding, above which PyTorch packs
 
 
@@ -128,7 +131,11 @@ class TorchRuntime:
 
 class OrtRuntime:
     """An ONNX file in an ONNX Runtime session on the CPU, `threads` threads per operator (None:
-    ONNX Runtime's default, one per core)."""
+    ONNX Runtime's default, one per core). The session leaves each residual Add and LayerNorm as
+    they are: fused into ONNX Runtime's SkipLayerNormalization they took a quarter of the int8
+    model's time, and on the 2-core CPU (MiniLM, 32 texts of 50 and 300 tokens, 1 and 2 threads)
+    batches ran 1.20 to 1.35x faster unfused in int8 and 1.09 to 1.19x in fp32, fp32 logits within
+    1e-6 of the fused ones."""
 
     def __init__(self, path: Path, pad_token_id: int, threads: int | None):
         require(("onnxruntime",), "--runtime onnx")
@@ -139,10 +146,10 @@ class OrtRuntime:
             options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         try:
-            self.session = onnxruntime.InferenceSession(str(path), options,
-                                                        providers=["CPUExecutionProvider"])
+            self.session = onnxruntime.InferenceSession(str(path), options, providers=CPU,
+                                                        disabled_optimizers=UNFUSED)
         except Exception as err:  # onnxruntime's own error types: the file is no model it can run
-            raise UserError(f"ONNX Runtime cannot load {path}: {str(err).splitlines()[0]}") from None
+            raise UserError(f"ONNX Runtime cannot load {path}: {first_line(err)}") from None
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.pad_token_id = pad_token_id
 
