@@ -105,7 +105,7 @@ def predict(model: str, input: str, output: str = "predictions.csv",
         chunk_size: texts read, sorted by length and held in memory at a time.
         threads: CPU threads (tokenizer, PyTorch, ONNX Runtime); by default every core.
         compile: run PyTorch's model through torch.compile (12 to 15 s first on a 2-core CPU, then
-            faster batches); by default on the CPU for over a million tokens of work.
+            faster batches); by default on the CPU for over 400,000 tokens of work (COMPILE_ABOVE).
         resume: go on with an output that a stopped prediction left (its rows are checked).
         overwrite: replace an existing output.
     """
