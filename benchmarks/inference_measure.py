@@ -14,7 +14,8 @@ import torch
 from transformers import pipeline
 
 from core.pretrained import load_tokenizer
-from deploy.layout import FILES, ONNX_DIR, WEIGHTS, trained_max_length
+from deploy import checks
+from deploy.layout import RUNTIME_FILES, WEIGHTS, trained_max_length
 from deploy.prediction import compiles, open_runtime, predict, text_tokens
 from deploy.streaming import Predictor
 
@@ -86,9 +87,9 @@ def batch1_latencies(folder: Path, texts: list[str], max_length: int, threads: i
 
 def sizes(folder: Path) -> dict[str, float]:
     """MB of the file each row runs."""
-    weights = (folder / WEIGHTS).stat().st_size / 1e6
-    return {"pipeline": weights, "torch": weights, "torch-compiled": weights,
-            **{runtime: (folder / ONNX_DIR / FILES[runtime]).stat().st_size / 1e6 for runtime in FILES}}
+    found = checks.sizes(folder)
+    return {"pipeline": found[WEIGHTS] / 1e6,
+            **{row: found[RUNTIME_FILES[runtime]] / 1e6 for row, (runtime, _) in RUNTIMES.items()}}
 
 
 def measure(folder: Path, texts: list[str], label_ids: list[int], threads: list[int],

@@ -4,12 +4,11 @@ it into the card at the end of a run, and `export.py onnx` puts it in place of a
 import json
 from pathlib import Path
 
-from deploy.layout import CHECKS, ONNX_DIR, weights_digest
+from deploy.layout import CHECKS, ONNX_DIR, RUNTIME_FILES, weights_digest
 
 BEGIN, END = "<!-- onnx -->", "<!-- /onnx -->"
 NEXT = "## Training procedure"  # the card's section the ONNX one goes before
-ROWS = (("model.safetensors", "PyTorch", "torch"), ("onnx/model.onnx", "ONNX Runtime, fp32", "onnx"),
-        ("onnx/model.int8.onnx", "ONNX Runtime, int8", "onnx-int8"))
+RUNTIMES = {"torch": "PyTorch", "onnx": "ONNX Runtime, fp32", "onnx-int8": "ONNX Runtime, int8"}
 
 
 def section(folder: Path) -> str:
@@ -21,8 +20,8 @@ def section(folder: Path) -> str:
     if found["weights_sha256"] != weights_digest(folder):
         return ""
     check, test, sizes = found["check"], found["test"], found["sizes"]
-    rows = "".join(f"| {name} | {runtime} | {sizes[name] / 1e6:.1f} | {test['accuracy'][key]:.4f} |\n"
-                   for name, runtime, key in ROWS)
+    rows = "".join(f"| {RUNTIME_FILES[key]} | {runtime} | {sizes[RUNTIME_FILES[key]] / 1e6:.1f} | "
+                   f"{test['accuracy'][key]:.4f} |\n" for key, runtime in RUNTIMES.items())
     over = (f" (more than the {test['max_int8_drop']:g} allowed: prefer model.onnx where they matter)"
             if test["int8_drop_points"] > test["max_int8_drop"] else "")
     return (

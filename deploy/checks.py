@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deploy.layout import FILES, ONNX_DIR, WEIGHTS
+from deploy.layout import RUNTIME_FILES
 from deploy.streaming import Predictor
 
 log = logging.getLogger(__name__)
@@ -70,8 +70,7 @@ def accuracies(runtimes: dict, tokenizer, max_length: int, texts: list[str], lab
 
 def sizes(folder: Path) -> dict[str, int]:
     """Bytes of the PyTorch weights and of each ONNX file."""
-    files = [WEIGHTS, *(f"{ONNX_DIR}/{name}" for name in FILES.values())]
-    return {name: (folder / name).stat().st_size for name in files}
+    return {name: (folder / name).stat().st_size for name in RUNTIME_FILES.values()}
 
 
 def save(path: Path, found: dict) -> None:

@@ -9,7 +9,7 @@ from lightning.pytorch.cli import instantiate_class
 from core.errors import UserError, check
 from datamodules import cells
 from deploy.card import update_card
-from deploy.layout import classifier_labels, run_config
+from deploy.layout import EXPORT_MODULES, classifier_labels, run_config
 from deploy.onnx_export import write_onnx
 from deploy.runtimes import require
 
@@ -44,7 +44,7 @@ def onnx(model: str, max_int8_drop: float = 1.0, threads: int | None = None) -> 
         threads: CPU threads of ONNX Runtime while it checks (default: one per core).
     """
     check("--max_int8_drop", max_int8_drop, max_int8_drop >= 0, "points of accuracy, >= 0")
-    require(("onnx", "onnxruntime", "onnxscript"), "ONNX export")
+    require(EXPORT_MODULES, "ONNX export")
     folder = Path(model).expanduser()
     texts, labels, max_length = run_test_split(folder, classifier_labels(folder))
     found = write_onnx(folder, texts, labels, max_length, max_int8_drop, threads)

@@ -15,7 +15,10 @@ ONNX_DIR = "onnx"
 FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}  # runtime -> file in onnx/
 CHECKS = "checks.json"
 WEIGHTS = "model.safetensors"
+# runtime -> the file it runs, in the export folder (the keys of checks.json's sizes)
+RUNTIME_FILES = {"torch": WEIGHTS, **{runtime: f"{ONNX_DIR}/{name}" for runtime, name in FILES.items()}}
 EXTRA = "pip install -e '.[onnx]'"
+EXPORT_MODULES = ("onnx", "onnxruntime", "onnxscript")  # what the ONNX export needs (the extra)
 
 
 def model_config(folder: Path) -> dict:

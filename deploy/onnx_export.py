@@ -22,7 +22,15 @@ from transformers import AutoModelForSequenceClassification
 from core.console import verbose
 from core.pretrained import from_pretrained, load_tokenizer
 from deploy import checks
-from deploy.layout import CHECKS, FILES, ONNX_DIR, classifier_labels, weights_digest
+from deploy.layout import (
+    CHECKS,
+    EXPORT_MODULES,
+    FILES,
+    ONNX_DIR,
+    RUNTIME_FILES,
+    classifier_labels,
+    weights_digest,
+)
 from deploy.runtimes import OrtRuntime, TorchRuntime, require
 
 log = logging.getLogger(__name__)
@@ -107,7 +115,7 @@ def write_onnx(folder: Path, texts: list[str], labels: list[int], max_length: in
                max_int8_drop: float = 1.0, threads: int | None = None) -> dict:
     """`folder/onnx/` for an export folder, checked on `texts` (the run's test texts, whose
     `labels` measure each file's accuracy); returns what `checks.json` records."""
-    require(("onnx", "onnxruntime", "onnxscript"), "ONNX export")
+    require(EXPORT_MODULES, "ONNX export")
     classifier_labels(folder)
     out = folder / ONNX_DIR
     out.mkdir(exist_ok=True)
@@ -125,7 +133,8 @@ def write_onnx(folder: Path, texts: list[str], labels: list[int], max_length: in
     staged[int8].replace(int8)
     shutil.copy(folder / "config.json", out / "config.json")
     tokenizer.save_pretrained(out)
-    runtimes = {"torch": torch_runtime, "onnx": OrtRuntime(fp32, tokenizer.pad_token_id, threads),
+    # the checked session stays: ONNX Runtime holds the model in memory, under any file name
+    runtimes = {"torch": torch_runtime, "onnx": exported,
                 "onnx-int8": OrtRuntime(int8, tokenizer.pad_token_id, threads)}
     log.info("measuring PyTorch, fp32 and int8 on %d test texts", len(texts))
     found["test"] = checks.accuracies(runtimes, tokenizer, max_length, texts, labels, max_int8_drop)
@@ -133,7 +142,7 @@ def write_onnx(folder: Path, texts: list[str], labels: list[int], max_length: in
     found["seconds"] = round(time.perf_counter() - started, 1)
     checks.save(out / CHECKS, found)
     log.info("wrote %s (%.1f MB) and %s (%.1f MB): ONNX Runtime's logits within %.1e of PyTorch's; "
-             "test accuracy %s", fp32, found["sizes"]["onnx/model.onnx"] / 1e6, int8.name,
-             found["sizes"]["onnx/model.int8.onnx"] / 1e6, found["check"]["max_abs_diff"],
+             "test accuracy %s", fp32, found["sizes"][RUNTIME_FILES["onnx"]] / 1e6, int8.name,
+             found["sizes"][RUNTIME_FILES["onnx-int8"]] / 1e6, found["check"]["max_abs_diff"],
              ", ".join(f"{name} {acc:.4f}" for name, acc in found["test"]["accuracy"].items()))
     return found

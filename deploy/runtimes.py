@@ -84,7 +84,6 @@ class TorchRuntime:
             self.model = self.on_cpu_onednn(self.model)
         self.takes_packed = not compile and use_varlen_attention(self.model)
         self.forward = torch.compile(self.model, dynamic=True) if compile else self.model
-        self.settings = compile_settings if compile else nullcontext
         self.pad_token_id = pad_token_id
         self.collate = PackedCollator(pad_token_id, max_length)
 
@@ -104,7 +103,7 @@ class TorchRuntime:
                     out = self.model(**inputs).logits
             else:
                 # a compiled model would compile a graph of its own for a batch of 1: it gets 2 rows
-                one = self.forward is not self.model and len(batch) == 1
+                one = self.compiled and len(batch) == 1
                 ids, mask = (torch.from_numpy(a).to(self.device)
                              for a in padded(batch * 2 if one else batch, self.pad_token_id))
                 out = self.padded_logits(ids, mask)[:len(batch)]
@@ -113,15 +112,18 @@ class TorchRuntime:
     def padded_logits(self, ids, mask):
         """The model's logits; where compiling fails (no C++ compiler, say), one warning and eager."""
         try:
-            with self.settings():
+            with compile_settings() if self.compiled else nullcontext():
                 return self.forward(input_ids=ids, attention_mask=mask).logits
         except Exception as err:  # inductor's errors have no common type; eager runs the same batch
-            if self.forward is self.model:
+            if not self.compiled:
                 raise
             log.warning("torch.compile failed, so the model runs uncompiled: %s", first_line(err))
             self.model = self.forward = self.on_cpu_onednn(self.model)
-            self.settings = nullcontext
             return self.model(input_ids=ids, attention_mask=mask).logits
+
+    @property
+    def compiled(self) -> bool:
+        return self.forward is not self.model
 
     def on_cpu_onednn(self, model):
         from deploy.onednn import onednn_linears

@@ -7,6 +7,7 @@ from lightning import Callback, LightningModule, Trainer
 
 from core.errors import UserError, check
 from datamodules import cells
+from deploy.layout import EXPORT_MODULES
 from deploy.onnx_export import write_onnx
 from deploy.runtimes import require
 from lightning_modules.classification import SequenceClassifier
@@ -32,7 +33,7 @@ class ONNXExport(Callback):
         """What would stop the export is refused before training."""
         if stage != "fit":
             return
-        require(("onnx", "onnxruntime", "onnxscript"), "ONNXExport")
+        require(EXPORT_MODULES, "ONNXExport")
         if not isinstance(pl_module, SequenceClassifier):
             raise UserError(f"ONNXExport covers text classifiers, not {type(pl_module).__name__}: a "
                             "masked language model is a step towards one (docs/mlm.md); drop the "
