@@ -32,6 +32,15 @@ def tiny_bert(tmp_path_factory) -> str:
     return str(save_tiny(tmp_path_factory.mktemp("tiny-bert"), "bert"))
 
 
+@pytest.fixture(scope="module")
+def export(tiny_bert, tmp_path_factory) -> Path:
+    """An export folder of a tiny random classifier whose labels differ from text to text, one for
+    each test module of predict.py (tests.deploy_helpers.tiny_classifier)."""
+    from tests.deploy_helpers import tiny_classifier
+
+    return tiny_classifier(tiny_bert, tmp_path_factory.mktemp("run") / "hf_model")
+
+
 @pytest.fixture(scope="session")
 def no_dropout_bert(tiny_bert, tmp_path_factory) -> str:
     """tiny_bert without dropout, for runs that must compute exactly the same update."""

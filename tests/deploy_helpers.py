@@ -65,6 +65,11 @@ def reference_probs(folder: Path, items: list[str], max_length: int = 128) -> np
                          for text in items])
 
 
+def probabilities(rows: list[dict]) -> np.ndarray:
+    """Each output row's probabilities, in the order of `LABELS`."""
+    return np.array([[float(row[f"prob_{name}"]) for name in LABELS] for row in rows])
+
+
 def read_rows(path: Path) -> list[dict]:
     """The output's rows, as the csv (or json) module reads them."""
     if path.suffix == ".jsonl":

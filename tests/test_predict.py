@@ -18,24 +18,15 @@ from deploy.streaming import Predictor
 from tests.deploy_helpers import (
     LABELS,
     one_torch_thread,  # noqa: F401 (autouse)
+    probabilities,
     read_rows,
     reference_probs,
     texts,
-    tiny_classifier,
     write_jsonl,
 )
 from tests.helpers import ROOT
 
 MULTILINE = 'a text over\ntwo lines, "quoted", with a comma'
-
-
-@pytest.fixture(scope="module")
-def export(tiny_bert, tmp_path_factory):
-    return tiny_classifier(tiny_bert, tmp_path_factory.mktemp("run") / "hf_model")
-
-
-def probabilities(rows: list[dict]) -> np.ndarray:
-    return np.array([[float(row[f"prob_{name}"]) for name in LABELS] for row in rows])
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])

@@ -11,12 +11,11 @@ import torch
 from deploy import prediction
 from deploy.prediction import predict
 from tests.deploy_helpers import (
-    LABELS,
     one_torch_thread,  # noqa: F401 (autouse)
+    probabilities,
     read_rows,
     reference_probs,
     texts,
-    tiny_classifier,
     write_jsonl,
 )
 
@@ -27,15 +26,6 @@ ITEMS = texts(40)
 def cpu_only(monkeypatch):
     """The tests compare with the CPU's reference and test the CPU's default, with or without CUDA."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-
-
-@pytest.fixture(scope="module")
-def export(tiny_bert, tmp_path_factory):
-    return tiny_classifier(tiny_bert, tmp_path_factory.mktemp("run") / "hf_model")
-
-
-def probabilities(path) -> np.ndarray:
-    return np.array([[float(row[f"prob_{name}"]) for name in LABELS] for row in read_rows(path)])
 
 
 @pytest.mark.slow
@@ -50,7 +40,7 @@ def test_a_compiled_model_predicts_what_the_eager_one_does_from_one_graph(export
         predict(str(export), str(write_jsonl(tmp_path / "in.jsonl", items)), str(out), batch_size=3,
                 compile=True)
     assert not caplog.records
-    np.testing.assert_allclose(probabilities(out), reference_probs(export, items), atol=1e-6)
+    np.testing.assert_allclose(probabilities(read_rows(out)), reference_probs(export, items), atol=1e-6)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
     torch._dynamo.reset()
 
@@ -70,7 +60,7 @@ def test_where_compiling_fails_the_model_runs_uncompiled_after_one_warning(expor
                 compile=True)
     assert [r.getMessage() for r in caplog.records] == [
         "torch.compile failed, so the model runs uncompiled: InductorError: C++ compile error"]
-    np.testing.assert_allclose(probabilities(out), reference_probs(export, ITEMS), atol=1e-6)
+    np.testing.assert_allclose(probabilities(read_rows(out)), reference_probs(export, ITEMS), atol=1e-6)
 
 
 @pytest.mark.parametrize("above, compiled", [(0, True), (10**9, False)])

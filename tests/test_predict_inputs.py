@@ -14,15 +14,8 @@ from deploy.prediction import predict
 from tests.deploy_helpers import (
     one_torch_thread,  # noqa: F401 (autouse)
     read_rows,
-    tiny_classifier,
 )
 from tests.helpers import forked_train_py
-
-
-@pytest.fixture(scope="module")
-def export(tiny_bert, tmp_path_factory):
-    return tiny_classifier(tiny_bert, tmp_path_factory.mktemp("run") / "hf_model")
-
 
 FILES = {  # name, content, what the one line says
     "missing": ("none.txt", None, "input file '{path}' does not exist"),
