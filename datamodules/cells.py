@@ -79,18 +79,19 @@ def joined_texts(ds: Dataset, fields: list[str], where: str, required: bool = Fa
     return texts
 
 
-def read_texts(path: str, text_fields: list[str]) -> list[str]:
-    """Texts to predict on, one per row, as written: a `.txt` file (one text per line; blank lines
-    are skipped) or a JSONL / CSV / Parquet file whose `text_fields` columns are joined with a
-    space; a row without text in them is refused, as its prediction belongs on that row."""
+def read_texts(path: str, text_fields: list[str], option: str = "predict_file") -> list[str]:
+    """Texts to predict on (or, for a distillation, to label), one per row, as written: a `.txt`
+    file (one text per line; blank lines are skipped) or a JSONL / CSV / Parquet file whose
+    `text_fields` columns are joined with a space; a row without text in them is refused, as its
+    prediction belongs on that row. `option` names the file in the errors."""
     file = Path(path).expanduser()
     if not file.is_file():
-        raise UserError(f"predict_file '{path}' does not exist")
+        raise UserError(f"{option} '{path}' does not exist")
     ext = os.path.splitext(file.name.removesuffix(".gz"))[1]
     if ext not in FORMATS:
-        raise UserError(f"predict_file '{path}' has an unknown format; use one of {sorted(FORMATS)}")
+        raise UserError(f"{option} '{path}' has an unknown format; use one of {sorted(FORMATS)}")
     ds = read_dataset(file)
     if ext == ".txt":
         return [line for line in column(ds, "text") if line and line.strip()]
-    require_columns(ds, text_fields, f"predict_file '{path}'", "set --data.text_fields")
+    require_columns(ds, text_fields, f"{option} '{path}'", "set --data.text_fields")
     return joined_texts(ds, text_fields, str(file), required=True)

@@ -12,7 +12,7 @@ from datasets import Dataset, DatasetDict
 from core.batches import UNLABELLED
 from core.errors import UserError, at_least
 from datamodules import cells, sources
-from datamodules.readers import FORMATS, read_dataset
+from datamodules.readers import FORMATS
 
 KEYWORDS = ("unsup", "unused")
 
@@ -43,16 +43,6 @@ def unlabelled_identity(unlabelled: str | None) -> dict:
     return {"unlabelled": [str(file), file.stat().st_size, file.stat().st_mtime_ns]}
 
 
-def file_texts(path: str, text_fields: list[str]) -> list[str]:
-    """A `.txt` file's non-blank lines, or the joined `text_fields` of a JSONL / CSV / Parquet file."""
-    file = Path(path).expanduser()
-    ds = read_dataset(file)
-    if file.name.removesuffix(".gz").endswith(".txt"):
-        return [line for line in cells.column(ds, "text") if line and line.strip()]
-    cells.require_columns(ds, text_fields, f"--data.unlabelled '{path}'", "set --data.text_fields")
-    return cells.joined_texts(ds, text_fields, str(file), required=True)
-
-
 def unlabelled_texts(unlabelled: str, raw: DatasetDict, unused: Dataset | None, text_fields: list[str],
                      data_dir: str | None, limit: int | None, seed: int) -> Dataset:
     """{text, label} rows, every label `UNLABELLED`; at most `limit`, drawn with `seed`."""
@@ -67,7 +57,7 @@ def unlabelled_texts(unlabelled: str, raw: DatasetDict, unused: Dataset | None, 
         where = sources.origin(data_dir, "unsup")
         texts = cells.joined_texts(raw["unsup"], text_fields, where, required=True)
     else:
-        texts = file_texts(unlabelled, text_fields)
+        texts = cells.read_texts(unlabelled, text_fields, "--data.unlabelled")
     rows = Dataset.from_dict({"text": texts, "label": [UNLABELLED] * len(texts)})
     return rows.shuffle(seed=seed).select(range(limit)) if limit is not None and limit < len(rows) else rows
 
