@@ -5,7 +5,7 @@ import logging
 from functools import cached_property
 from pathlib import Path
 
-from datasets import DatasetDict
+from datasets import Dataset, DatasetDict
 from lightning import LightningDataModule
 from torch.utils.data import DataLoader
 
@@ -98,14 +98,21 @@ class TextDataModule(LightningDataModule):
             self.splits = load_cached(self.cache_path)
 
     # ---- loading and batching ----
+    @property
+    def eval_batch_size(self) -> int:
+        """Texts per batch where nothing trains: `eval_batch_size`, else twice the training batch."""
+        return self.hparams.eval_batch_size or 2 * self.hparams.batch_size
+
+    def model_rows(self, split: str) -> Dataset:
+        """A split as the model reads it: its `text` column is kept in the cache for predictions.csv only."""
+        dataset = self.splits[split]
+        return dataset.remove_columns("text") if "text" in dataset.column_names else dataset
+
     def loader(self, split: str, shuffle: bool, collator=None) -> DataLoader:
         hp = self.hparams
-        batch_size = hp.batch_size if split == "train" else (hp.eval_batch_size or 2 * hp.batch_size)
-        dataset = self.splits[split]
-        if "text" in dataset.column_names:  # kept in the cache for predictions.csv only
-            dataset = dataset.remove_columns("text")
-        return make_loader(dataset, batch_size, shuffle, collator or self.collator, hp.num_workers,
-                           hp.seed, self.trainer)
+        batch_size = hp.batch_size if split == "train" else self.eval_batch_size
+        return make_loader(self.model_rows(split), batch_size, shuffle, collator or self.collator,
+                           hp.num_workers, hp.seed, self.trainer)
 
     def train_dataloader(self) -> DataLoader:
         return self.loader("train", shuffle=True)

@@ -49,10 +49,9 @@ def attach(dm, teacher_dir: str, precision: str, compute: Callable[[DataLoader],
     writer = trainer is None or trainer.is_global_zero
     if writer and not path.is_file():
         started = time.perf_counter()
-        rows = train.remove_columns("text") if "text" in train.column_names else train
         # once, in order, on this process alone (a DDP sampler would shard the rows)
-        loader = make_loader(rows, hp.eval_batch_size or 2 * hp.batch_size, False, dm.collator,
-                             hp.num_workers, hp.seed)
+        loader = make_loader(dm.model_rows("train"), dm.eval_batch_size, False, dm.collator, hp.num_workers,
+                             hp.seed)
         save_atomically(compute(loader), path)
         log.info("teacher logits of %s training texts computed in %.1f s, cached in %s",
                  f"{len(train):,}", time.perf_counter() - started, path)
