@@ -1,9 +1,9 @@
 """One exception type for mistakes a user can make; entry points print it as a single line."""
 
+import gzip
 import sys
+import zlib
 from collections.abc import Callable
-
-from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 
 class UserError(ValueError):
@@ -47,14 +47,34 @@ def exit_on_user_error(main: Callable[[], object]) -> None:
     stop ends with status 143, as a killed job would. Other failures keep their traceback."""
     try:
         main()
-    except SIGTERMException:
-        print("stopped by SIGTERM: last.ckpt holds the state after the last finished step; resume "
-              "with the same command and --ckpt_path last", file=sys.stderr)
-        sys.exit(143)
-    except Exception as err:
+    except BaseException as err:
+        # Lightning's exceptions, where it was imported at all (predict.py never imports it)
+        lightning = sys.modules.get("lightning.pytorch.utilities.exceptions")
+        if lightning and isinstance(err, lightning.SIGTERMException):
+            print("stopped by SIGTERM: last.ckpt holds the state after the last finished step; resume "
+                  "with the same command and --ckpt_path last", file=sys.stderr)
+            sys.exit(143)
+        if not isinstance(err, Exception):
+            raise
         user_error = user_error_in(err)
         if user_error is not None:
             sys.exit(f"error: {user_error}")
-        if isinstance(err, MisconfigurationException):
+        if lightning and isinstance(err, lightning.MisconfigurationException):
             sys.exit(f"error: {str(err).strip().splitlines()[0]}")
         raise
+
+
+def reason(err: BaseException) -> str:
+    """The innermost cause of a reader's failure, in one line."""
+    while err.__cause__ is not None or (err.__context__ is not None and not str(err).strip()):
+        err = err.__cause__ or err.__context__
+    if isinstance(err, UnicodeDecodeError):
+        return f"not UTF-8 text (byte {err.start}: {err.object[err.start:err.start + 1]!r})"
+    if isinstance(err, (EOFError, zlib.error)):
+        return f"truncated or corrupt compressed data ({err})"
+    if isinstance(err, gzip.BadGzipFile):
+        return f"named .gz but not gzip-compressed ({err})"
+    if "Invalid UTF8" in str(err):  # pyarrow's check of the bytes it read
+        return "not UTF-8 text"
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__

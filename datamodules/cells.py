@@ -2,15 +2,18 @@
 label cell, a column in one piece, and the texts of a file to predict on.
 """
 
+from __future__ import annotations
+
 import json
 import math
 import os
 from pathlib import Path
-
-from datasets import Dataset
+from typing import TYPE_CHECKING
 
 from core.errors import UserError
-from datamodules.readers import FORMATS, read_dataset
+
+if TYPE_CHECKING:  # `datasets` is imported where a file is read: predict.py's checks need none of it
+    from datasets import Dataset
 
 
 def require_columns(ds: Dataset, columns: list[str], where: str, hint: str) -> None:
@@ -23,10 +26,17 @@ def cell_text(value, where: str, row: int, column: str) -> str:
     """A cell where text belongs, read as its writer meant it: a JSON or Parquet number is its text
     (0 is a text too; CSV cells are read as written, see `readers.csv_as_written`), a null ''. A
     list, an object or a boolean holds no one text, so it is refused, naming the row and column,
-    rather than joined as Python writes it."""
+    rather than joined as Python writes it. A lone surrogate (JSON's "\\ud800", no character at
+    all) is refused too: no tokenizer can encode it."""
     if is_null(value):
         return ""
     if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as err:
+                raise UserError(f"{where} row {row}: column {column!r} holds {value[err.start]!r} at "
+                                f"character {err.start + 1}, a lone surrogate, which is no text") from None
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
@@ -84,6 +94,8 @@ def read_texts(path: str, text_fields: list[str], option: str = "predict_file") 
     file (one text per line; blank lines are skipped) or a JSONL / CSV / Parquet file whose
     `text_fields` columns are joined with a space; a row without text in them is refused, as its
     prediction belongs on that row. `option` names the file in the errors."""
+    from datamodules.readers import FORMATS, read_dataset
+
     file = Path(path).expanduser()
     if not file.is_file():
         raise UserError(f"{option} '{path}' does not exist")

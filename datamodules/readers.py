@@ -16,7 +16,7 @@ from pathlib import Path
 import datasets
 from datasets import Dataset, DatasetDict
 
-from core.errors import UserError
+from core.errors import UserError, reason
 
 SPLIT_NAMES = {"train": "train", "validation": "validation", "val": "validation", "dev": "validation",
                "test": "test", "unsup": "unsup", "unsupervised": "unsup"}
@@ -71,22 +71,6 @@ def read_utf8(path: Path) -> str:
         raise UserError(f"{path} is not UTF-8 text (byte {err.start}: {bad!r})") from None
     except OSError as err:
         raise UserError(f"cannot read {path}: {err.strerror or err}") from None
-
-
-def reason(err: BaseException) -> str:
-    """The innermost cause of a reader's failure, in one line."""
-    while err.__cause__ is not None or (err.__context__ is not None and not str(err).strip()):
-        err = err.__cause__ or err.__context__
-    if isinstance(err, UnicodeDecodeError):
-        return f"not UTF-8 text (byte {err.start}: {err.object[err.start:err.start + 1]!r})"
-    if isinstance(err, (EOFError, zlib.error)):
-        return f"truncated or corrupt compressed data ({err})"
-    if isinstance(err, gzip.BadGzipFile):
-        return f"named .gz but not gzip-compressed ({err})"
-    if "Invalid UTF8" in str(err):  # pyarrow's check of the bytes it read
-        return "not UTF-8 text"
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
 
 
 def read_dataset(path: Path) -> Dataset:

@@ -19,7 +19,7 @@ def section(folder: Path) -> str:
     found = json.loads(path.read_text())
     if found["weights_sha256"] != weights_digest(folder):
         return ""
-    check, test, sizes = found["check"], found["test"], found["sizes"]
+    check, test, sizes, int8 = found["check"], found["test"], found["sizes"], found["int8_check"]
     rows = "".join(f"| {RUNTIME_FILES[key]} | {runtime} | {sizes[RUNTIME_FILES[key]] / 1e6:.1f} | "
                    f"{test['accuracy'][key]:.4f} |\n" for key, runtime in RUNTIMES.items())
     over = (f" (more than the {test['max_int8_drop']:g} allowed: prefer model.onnx where they matter)"
@@ -33,8 +33,12 @@ def section(folder: Path) -> str:
         f"test texts of {min(check['tokens'])} to {max(check['tokens'])} tokens (tolerance "
         f"{check['tolerance']:.0e}).\n\n"
         "| file | runtime | size (MB) | test accuracy |\n|---|---|---|---|\n" + rows +
-        f"\nOn the {test['texts']:,} test texts, int8 gives PyTorch's label to {test['int8_agreement']:.1%} "
-        f"of them and loses {test['int8_drop_points']:.2f} points of accuracy{over}.\n\n"
+        f"\nOn {test['texts']:,} of the {test['split_texts']:,} test texts "
+        "(evenly spaced), "
+        f"int8 gives PyTorch's label to {test['int8_agreement']:.1%} of them and loses "
+        f"{test['int8_drop_points']:.2f} points of accuracy{over}; its logits are within "
+        f"{int8['max_abs_diff']:.2f} of fp32's on the check texts (tolerance {int8['tolerance']:.2f}). The "
+        "pooler and the classifier head stay fp32.\n\n"
         f"```bash\npython predict.py {folder} reviews.txt --runtime onnx-int8\n```\n{END}\n"
     )
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from lightning.pytorch.cli import instantiate_class
 
-from core.errors import UserError, check
+from core.errors import UserError, at_least, check
 from datamodules import cells
 from deploy.card import update_card
 from deploy.layout import EXPORT_MODULES, classifier_labels, run_config
@@ -31,7 +31,8 @@ def run_test_split(folder: Path, labels: list[str]) -> tuple[list[str], list[int
     return cells.column(test, "text"), cells.column(test, "labels"), data_module.hparams.max_length
 
 
-def onnx(model: str, max_int8_drop: float = 1.0, threads: int | None = None) -> dict:
+def onnx(model: str, max_int8_drop: float = 1.0, threads: int | None = None,
+         max_test_texts: int = 2000) -> dict:
     """Write MODEL/onnx/: model.onnx (fp32) and model.int8.onnx, checked and measured.
 
     ONNX Runtime's logits are checked against PyTorch's, each file's accuracy is measured on the
@@ -42,11 +43,14 @@ def onnx(model: str, max_int8_drop: float = 1.0, threads: int | None = None) -> 
         max_int8_drop: test-accuracy points the int8 file may lose against PyTorch before one
             warning says so; it is written either way.
         threads: CPU threads of ONNX Runtime while it checks (default: one per core).
+        max_test_texts: test texts (evenly spaced through the split) each file's accuracy is
+            measured on; the card says how many.
     """
     check("--max_int8_drop", max_int8_drop, max_int8_drop >= 0, "points of accuracy, >= 0")
+    at_least("--max_test_texts", max_test_texts, 1)
     require(EXPORT_MODULES, "ONNX export")
     folder = Path(model).expanduser()
     texts, labels, max_length = run_test_split(folder, classifier_labels(folder))
-    found = write_onnx(folder, texts, labels, max_length, max_int8_drop, threads)
+    found = write_onnx(folder, texts, labels, max_length, max_int8_drop, threads, max_test_texts)
     update_card(folder)
     return found

@@ -1,7 +1,9 @@
 """What an export folder holds and where: `hf_model/` (PyTorch weights, tokenizer, config), its
 `onnx/` folder (fp32 and int8 ONNX files, the tokenizer and config again so that it ships alone,
 and `checks.json`, what was checked and measured when they were written), and the run folder
-around it, whose `config.yaml` says how many tokens the model was trained on."""
+around it, whose `config.yaml` says how many tokens the model was trained on. Each folder carries
+that length itself too, as its tokenizer's `model_max_length`, so that it predicts as it was
+checked wherever it ships."""
 
 import hashlib
 import json
@@ -15,6 +17,7 @@ ONNX_DIR = "onnx"
 FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}  # runtime -> file in onnx/
 CHECKS = "checks.json"
 WEIGHTS = "model.safetensors"
+TOKENIZER_CONFIG = "tokenizer_config.json"
 # runtime -> the file it runs, in the export folder (the keys of checks.json's sizes)
 RUNTIME_FILES = {"torch": WEIGHTS, **{runtime: f"{ONNX_DIR}/{name}" for runtime, name in FILES.items()}}
 EXTRA = "pip install -e '.[onnx]'"
@@ -71,11 +74,16 @@ def onnx_file(folder: Path, runtime: str) -> Path:
     if not checks.is_file():
         raise UserError(f"{folder / ONNX_DIR} has no {CHECKS}: its export did not finish; run python "
                         f"export.py onnx {folder} again")
-    exported_from = json.loads(checks.read_text())["weights_sha256"]
+    exported_from = checks_record(folder / ONNX_DIR)["weights_sha256"]
     if (folder / WEIGHTS).is_file() and exported_from != weights_digest(folder):
         raise UserError(f"{folder / ONNX_DIR} was exported from other weights than {folder / WEIGHTS}: "
                         f"run python export.py onnx {folder} again")
     return path
+
+
+def checks_record(onnx_dir: Path) -> dict:
+    """What an `onnx/` folder's `checks.json` records (the weights it came from, the length)."""
+    return json.loads((onnx_dir / CHECKS).read_text())
 
 
 def run_config(folder: Path) -> dict | None:
@@ -86,17 +94,29 @@ def run_config(folder: Path) -> dict | None:
     return None
 
 
-def model_limit(folder: Path, tokenizer) -> int:
-    """The most tokens a text may have: the tokenizer's limit within the model's positions."""
-    positions = model_config(folder).get("max_position_embeddings", tokenizer.model_max_length)
-    return int(min(tokenizer.model_max_length, positions))
+def record_max_length(folder: Path, max_length: int) -> None:
+    """The trained tokens per text written into the folder's `tokenizer_config.json` as its
+    `model_max_length`, so that the folder carries it wherever it goes: a tokenizer, and so
+    `transformers.pipeline`, cut texts there, as this project's runtimes do."""
+    path = folder / TOKENIZER_CONFIG
+    config = json.loads(path.read_text()) if path.is_file() else {}
+    path.write_text(json.dumps({**config, "model_max_length": int(max_length)}, indent=2) + "\n")
+
+
+def model_limit(folder: Path) -> int:
+    """The most tokens a text may have: the model's positions."""
+    return int(model_config(folder).get("max_position_embeddings", 512))
 
 
 def trained_max_length(folder: Path, tokenizer) -> tuple[int, str]:
-    """(tokens per text, where that number comes from): the run's `data.max_length`, else the
-    model's limit."""
+    """(tokens per text, where that number comes from): the run's `data.max_length` where the
+    folder is in its run, else what the export recorded (`checks.json`, the tokenizer's
+    `model_max_length`), within the model's positions."""
     config = run_config(folder)
     length = config and config.get("data", {}).get("init_args", {}).get("max_length")
     if length:
         return int(length), "the run's data.max_length"
-    return model_limit(folder, tokenizer), "the model's limit"
+    for onnx_dir in (folder, folder / ONNX_DIR):
+        if (onnx_dir / CHECKS).is_file():
+            return int(checks_record(onnx_dir)["max_length"]), f"the max_length of {CHECKS}"
+    return min(int(tokenizer.model_max_length), model_limit(folder)), "the tokenizer's model_max_length"

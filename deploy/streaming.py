@@ -42,11 +42,17 @@ class Predictor:
     def __init__(self, runtime, tokenizer, max_length: int, batch_size: int = 32, chunk_size: int = 1024):
         self.runtime, self.tokenizer = runtime, tokenizer
         self.max_length, self.batch_size, self.chunk_size = max_length, batch_size, chunk_size
+        self.cut = 0  # texts cut at max_length so far
 
     def logits(self, texts: list[str], progress: Callable[[int], object] | None = None) -> np.ndarray:
-        """[texts, classes] logits of one chunk, in the order of `texts`."""
-        ids = self.tokenizer(texts, truncation=True, max_length=self.max_length,
-                             return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+        """[texts, classes] logits of one chunk, in the order of `texts`; a runtime that chooses how
+        it runs (`prepare`) does so on the first chunk."""
+        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length,
+                                 return_attention_mask=False, return_token_type_ids=False)
+        ids = encoded["input_ids"]
+        self.cut += sum(bool(encoding.overflowing) for encoding in encoded.encodings or ())
+        if hasattr(self.runtime, "prepare"):
+            self.runtime.prepare(ids)
         out = None
         for batch in length_batches([len(i) for i in ids], self.batch_size):
             logits = self.runtime.logits([ids[i] for i in batch])
@@ -57,13 +63,13 @@ class Predictor:
                 progress(len(batch))
         return out
 
-    def stream(self, texts: Iterable[str], progress: Callable[[int], object] | None = None
-               ) -> Iterator[tuple[list[str], np.ndarray]]:
-        """(texts, probabilities) a chunk at a time, in input order."""
-        for chunk in chunks(texts, self.chunk_size):
-            yield chunk, softmax(self.logits(chunk, progress))
+    def stream(self, items: Iterable, progress: Callable[[int], object] | None = None,
+               text: Callable[[object], str] = str) -> Iterator[tuple[list, np.ndarray]]:
+        """(items, probabilities of their `text`) a chunk at a time, in input order."""
+        for chunk in chunks(items, self.chunk_size):
+            yield chunk, softmax(self.logits([text(item) for item in chunk], progress))
 
-    def labels(self, texts: Iterable[str]) -> np.ndarray:
+    def labels(self, texts: Iterable[str], progress: Callable[[int], object] | None = None) -> np.ndarray:
         """The predicted class id of every text."""
-        found = [self.logits(chunk).argmax(-1) for chunk in chunks(texts, self.chunk_size)]
+        found = [self.logits(chunk, progress).argmax(-1) for chunk in chunks(texts, self.chunk_size)]
         return np.concatenate(found) if found else np.empty(0, dtype=np.int64)

@@ -12,9 +12,8 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from core.errors import UserError
+from core.errors import UserError, reason
 from datamodules.cells import cell_text, is_null
-from datamodules.readers import reason
 
 FORMATS = (".txt", ".jsonl", ".csv", ".parquet")
 SHOWN_BLANK_LINES = 5
@@ -40,14 +39,20 @@ def extension(file: Path) -> str:
 
 
 class TextFile:
-    """The texts of `file`, in order, each time it is iterated; `blank_lines` holds the numbers of
-    the blank lines of a `.txt` file that the last pass skipped."""
+    """The rows of `file`, in order, each time it is iterated: (the values kept beside the
+    prediction, the text). A `.txt` file keeps each text's line number; the others keep the
+    `keep_columns` of the row. `blank_lines` holds the numbers of the blank lines of a `.txt` file
+    that the last pass skipped."""
 
-    def __init__(self, file: Path, text_fields: list[str]):
-        self.file, self.text_fields = file, list(text_fields)
+    def __init__(self, file: Path, text_fields: list[str], keep_columns: list[str] = ()):
+        self.file, self.text_fields, self.keep_columns = file, list(text_fields), list(keep_columns)
+        if self.keep_columns and extension(file) == ".txt":
+            raise UserError(f"--keep_columns {self.keep_columns}: {file} is a .txt file, which has no "
+                            "columns (its rows keep their line number)")
+        self.kept = ["line"] if extension(file) == ".txt" else self.keep_columns
         self.blank_lines: list[int] = []
 
-    def __iter__(self) -> Iterator[str]:
+    def __iter__(self) -> Iterator[tuple[list, str]]:
         self.blank_lines = []
         kind = extension(self.file)
         if kind == ".txt":
@@ -77,15 +82,15 @@ class TextFile:
         except (OSError, EOFError, zlib.error) as err:
             raise UserError(f"cannot read {self.file}: {reason(err)}") from None
 
-    def txt(self) -> Iterator[str]:
+    def txt(self) -> Iterator[tuple[list, str]]:
         for number, line in self.lines():
             text = line.rstrip("\r\n")
             if text.strip():
-                yield text
+                yield [number], text
             else:
                 self.blank_lines.append(number)
 
-    def jsonl(self) -> Iterator[str]:
+    def jsonl(self) -> Iterator[tuple[list, str]]:
         for number, line in self.lines():
             if not line.strip():
                 continue
@@ -99,7 +104,7 @@ class TextFile:
                                 f"JSON object with {self.text_fields}")
             yield self.joined(row, number)
 
-    def csv(self) -> Iterator[str]:
+    def csv(self) -> Iterator[tuple[list, str]]:
         reader = csv.reader(line for _, line in self.lines())
         try:
             header = next(reader, [])
@@ -113,7 +118,7 @@ class TextFile:
         except csv.Error as err:
             raise UserError(f"cannot read {self.file}: {err}") from None
 
-    def parquet(self) -> Iterator[str]:
+    def parquet(self) -> Iterator[tuple[list, str]]:
         import pyarrow.parquet as pq
 
         source = gzip.open(self.file) if self.file.name.endswith(".gz") else self.file
@@ -123,21 +128,27 @@ class TextFile:
             raise UserError(f"cannot read {self.file}: {reason(err)}") from None
         self.require(table.schema_arrow.names)
         number = 0
-        for batch in table.iter_batches(columns=self.text_fields, batch_size=1024):
+        columns = list(dict.fromkeys(self.text_fields + self.keep_columns))
+        for batch in table.iter_batches(columns=columns, batch_size=1024):
             for row in batch.to_pylist():
                 number += 1
                 yield self.joined(row, number)
 
     def require(self, columns: list[str]) -> None:
-        missing = [field for field in self.text_fields if field not in columns]
-        if missing:
-            raise UserError(f"{self.file} has no column {missing[0]!r}; columns are {columns} "
-                            "(set --text_fields)")
+        for names, option in ((self.text_fields, "--text_fields"), (self.keep_columns, "--keep_columns")):
+            missing = [name for name in names if name not in columns]
+            if missing:
+                raise UserError(f"{self.file} has no column {missing[0]!r}; columns are {columns} "
+                                f"(set {option})")
 
-    def joined(self, row: dict, number: int) -> str:
-        """The row's text fields as text, the non-empty ones joined with a space; a row without
-        text is refused, as `datamodules.cells.joined_texts` refuses it."""
+    def joined(self, row: dict, number: int) -> tuple[list, str]:
+        """(the kept columns' values, the row's text fields as text, the non-empty ones joined with
+        a space); a row without text is refused, as `datamodules.cells.joined_texts` refuses it."""
         self.require(list(row))
+        kept = [row[column] for column in self.keep_columns]
+        for column, value in zip(self.keep_columns, kept):
+            if isinstance(value, str):
+                cell_text(value, str(self.file), number, column)
         parts = [cell_text(row[field], str(self.file), number, field) for field in self.text_fields]
         text = " ".join(part for part in parts if part)
         if not text.strip():
@@ -145,4 +156,4 @@ class TextFile:
                                for f in self.text_fields)
             raise UserError(f"{self.file} row {number}: missing {' and '.join(map(repr, self.text_fields))} "
                             f"({states}): every row needs a text")
-        return text
+        return kept, text

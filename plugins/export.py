@@ -7,6 +7,7 @@ from pathlib import Path
 from lightning import Callback, LightningModule, Trainer
 from peft import PeftModel
 
+from deploy.layout import record_max_length
 from plugins.hub import push_export
 from plugins.model_card import write_model_cards
 
@@ -16,7 +17,8 @@ log = logging.getLogger(__name__)
 class HFExport(Callback):
     """At the end of `fit`, writes the best checkpoint in Hugging Face format into the run folder.
 
-    `<run>/hf_model/`: `config.json` (with `id2label`), `model.safetensors`, tokenizer files; for
+    `<run>/hf_model/`: `config.json` (with `id2label`), `model.safetensors`, tokenizer files (its
+    `model_max_length` the run's `data.max_length`, so that the folder predicts as trained); for
     LoRA runs the adapter is merged in, so loading it needs no peft. LoRA runs also get
     `<run>/adapter/`: `adapter_config.json` + `adapter_model.safetensors` (with the trained head),
     for `PeftModel.from_pretrained(base_model, ...)`, plus the tokenizer and `config.json`.
@@ -59,6 +61,10 @@ class HFExport(Callback):
             model = model.merge_and_unload()
         model.save_pretrained(run_dir / self.dirname)
         tokenizer.save_pretrained(run_dir / self.dirname)
+        max_length = trainer.datamodule.hparams.get("max_length")
+        for folder in (run_dir / self.dirname, run_dir / self.adapter_dirname):
+            if max_length and folder.is_dir():  # the export predicts at the length it was trained at
+                record_max_length(folder, max_length)
         log.info("exported the %s weights to %s", "best" if best else "final", run_dir / self.dirname)
 
     def publish(self, trainer: Trainer, config, module: LightningModule, test: dict) -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from lightning import Callback, LightningModule, Trainer
 
-from core.errors import UserError, check
+from core.errors import UserError, at_least, check
 from datamodules import cells
 from deploy.layout import EXPORT_MODULES
 from deploy.onnx_export import write_onnx
@@ -23,11 +23,14 @@ class ONNXExport(Callback):
         max_int8_drop: test-accuracy points the int8 file may lose against PyTorch before one
             warning says so; it is written either way.
         threads: CPU threads of ONNX Runtime while it checks (None: one per core).
+        max_test_texts: test texts (evenly spaced through the split) each file's accuracy is
+            measured on; the card says how many.
     """
 
-    def __init__(self, max_int8_drop: float = 1.0, threads: int | None = None):
+    def __init__(self, max_int8_drop: float = 1.0, threads: int | None = None, max_test_texts: int = 2000):
         check("max_int8_drop", max_int8_drop, max_int8_drop >= 0, "points of accuracy, >= 0")
-        self.max_int8_drop, self.threads = max_int8_drop, threads
+        at_least("max_test_texts", max_test_texts, 1)
+        self.max_int8_drop, self.threads, self.max_test_texts = max_int8_drop, threads, max_test_texts
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         """What would stop the export is refused before training."""
@@ -56,4 +59,4 @@ class ONNXExport(Callback):
         data = trainer.datamodule
         test = data.splits["test"]
         write_onnx(folder, cells.column(test, "text"), cells.column(test, "labels"),
-                   data.hparams.max_length, self.max_int8_drop, self.threads)
+                   data.hparams.max_length, self.max_int8_drop, self.threads, self.max_test_texts)

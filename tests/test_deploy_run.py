@@ -11,15 +11,24 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, pipeline
 
 from core.errors import UserError
 from deploy.card import BEGIN
+from deploy.prediction import predict
 from export import main as export_main
 from lightning_modules.classification import SequenceClassifier
 from lightning_modules.masked_lm import MaskedLanguageModel
 from plugins.onnx_export import ONNXExport
-from tests.deploy_helpers import one_torch_thread  # noqa: F401 (autouse)
+from tests.deploy_helpers import (
+    LABELS,
+    one_torch_thread,  # noqa: F401 (autouse)
+    probabilities,
+    read_rows,
+    reference_probs,
+    texts,
+    write_jsonl,
+)
 from tests.helpers import CONFIGS, quick_args
 from train import main
 
@@ -61,7 +70,8 @@ def test_a_lora_run_exports_its_merged_model_to_onnx_and_shows_it_in_the_card(lo
     for name, runtime, key in (("model.safetensors", "PyTorch", "torch"),
                                ("onnx/model.int8.onnx", "ONNX Runtime, int8", "onnx-int8")):
         assert f"| {name} | {runtime} | {sizes[name] / 1e6:.1f} | {accuracy[key]:.4f} |" in card
-    assert f"On the {found['test']['texts']} test texts, int8 gives PyTorch's label" in card
+    assert (f"On {found['test']['texts']} of the {found['test']['split_texts']} test texts (evenly spaced), "
+            "int8 gives PyTorch's label") in card
     assert found["test"]["max_int8_drop"] == 5  # the option given on the command line
 
 
@@ -92,3 +102,28 @@ def test_what_cannot_be_exported_is_refused_before_any_work(tiny_bert, tmp_path)
     (alone / "config.json").write_text(json.dumps(config))
     with pytest.raises(UserError, match="is not in a run folder"):
         export_main(["onnx", str(alone)])
+
+
+def test_a_shipped_folder_predicts_at_the_length_it_was_checked_at(lora_run, tmp_path):
+    """The run trained at 64 tokens: its onnx/ copied out alone and its hf_model/ moved out of the
+    run folder cut texts there too (not at the tokenizer's 128), and so does `pipeline`."""
+    folder = lora_run / "hf_model"
+    for where in (folder, folder / "onnx"):
+        assert json.loads((where / "tokenizer_config.json").read_text())["model_max_length"] == 64
+    assert json.loads((folder / "onnx" / "checks.json").read_text())["max_length"] == 64
+    items = [" ".join(texts(3, seed=seed)) for seed in range(6)]  # 70 to 128 tokens each
+    lengths = [len(ids) for ids in AutoTokenizer.from_pretrained(folder)(items)["input_ids"]]
+    assert min(lengths) > 64
+    expected = reference_probs(folder, items, max_length=64)
+    # the length counts, by far more than the float noise the comparisons below allow
+    assert np.abs(reference_probs(folder, items, max_length=128) - expected).max() > 1e-5
+    shipped = shutil.copytree(folder / "onnx", tmp_path / "shipped")
+    moved = shutil.copytree(folder, tmp_path / "moved" / "hf_model", ignore=shutil.ignore_patterns("onnx"))
+    source = str(write_jsonl(tmp_path / "in.jsonl", items))
+    for model, runtime in ((moved, "torch"), (shipped, "onnx")):
+        found = predict(str(model), source, str(tmp_path / f"{runtime}.csv"), runtime=runtime)
+        assert found["cut"] == len(items)
+        np.testing.assert_allclose(probabilities(read_rows(tmp_path / f"{runtime}.csv")), expected, atol=2e-6)
+    classify = pipeline("text-classification", model=str(moved), device="cpu", top_k=None)
+    scores = [{s["label"]: s["score"] for s in text} for text in classify(items, truncation=True)]
+    np.testing.assert_allclose([[text[name] for name in LABELS] for text in scores], expected, atol=1e-6)

@@ -12,6 +12,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from core.errors import UserError
+from deploy import cpu_paths
 from deploy.prediction import Stopped, predict
 from deploy.runtimes import TorchRuntime
 from deploy.streaming import Predictor
@@ -27,6 +28,13 @@ from tests.deploy_helpers import (
 from tests.helpers import ROOT
 
 MULTILINE = 'a text over\ntwo lines, "quoted", with a comma'
+
+
+@pytest.fixture(autouse=True)
+def one_cpu_path(monkeypatch):
+    """Every run on PyTorch's own fp32 path: two runs that timed the paths apart could take two
+    (their logits differ by float noise), and these tests compare runs byte for byte."""
+    monkeypatch.setattr(cpu_paths, "candidates", lambda: [cpu_paths.PLAIN])
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])

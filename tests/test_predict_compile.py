@@ -7,9 +7,10 @@ import logging
 import numpy as np
 import pytest
 import torch
+from transformers import AutoTokenizer
 
 from deploy import prediction
-from deploy.prediction import predict
+from deploy.prediction import predict, text_tokens
 from tests.deploy_helpers import (
     one_torch_thread,  # noqa: F401 (autouse)
     probabilities,
@@ -71,3 +72,26 @@ def test_by_default_only_a_file_of_more_tokens_than_the_threshold_is_compiled(
     monkeypatch.setattr(prediction, "COMPILE_ABOVE", above)
     predict(str(export), str(write_jsonl(tmp_path / "in.jsonl", ITEMS)), str(tmp_path / "out.csv"))
     assert bool(calls) == compiled
+
+
+def test_the_token_estimate_follows_the_tokenizer_and_stops_at_max_length(export):
+    tokenizer = AutoTokenizer.from_pretrained(export)
+    for text in ITEMS:
+        tokens = len(tokenizer(text, truncation=True, max_length=128)["input_ids"])
+        assert tokens / 2 <= text_tokens(text, 128) <= 2 * tokens
+    assert text_tokens("word " * 500, 128) == 128
+
+
+def test_a_resume_compiles_only_where_the_rows_left_pay_the_compile_back(export, tmp_path, monkeypatch):
+    """The whole file is over the threshold, its second half is not: the run compiles, its resume
+    after the first half does not."""
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda model, dynamic: calls.append(model) or model)
+    monkeypatch.setattr(prediction, "COMPILE_ABOVE", 0.75 * sum(text_tokens(t, 128) for t in ITEMS))
+    source, out = str(write_jsonl(tmp_path / "in.jsonl", ITEMS)), tmp_path / "out.csv"
+    predict(str(export), source, str(out))
+    assert len(calls) == 1
+    lines = out.read_bytes().splitlines(keepends=True)
+    out.write_bytes(b"".join(lines[:1 + len(ITEMS) // 2]))  # the header and the first half
+    predict(str(export), source, str(out), resume=True)
+    assert len(calls) == 1 and len(read_rows(out)) == len(ITEMS)

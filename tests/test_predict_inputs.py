@@ -28,6 +28,8 @@ FILES = {  # name, content, what the one line says
                               "r.jsonl row 2: missing 'text' (only whitespace): every row needs a text"),
     "JSON row with a list": ("r.jsonl", b'{"text": ["a", "b"]}\n', "row 1: column 'text' holds a list"),
     "not JSON Lines": ("r.jsonl", b'{"text": "fine"}\n[1, 2\n', "r.jsonl line 2 is not JSON"),
+    "a lone surrogate": ("r.jsonl", b'{"text": "fine"}\n{"text": "bad \\ud800"}\n',
+                         "r.jsonl row 2: column 'text' holds '\\ud800' at character 5, a lone surrogate"),
     "CSV without the column": ("r.csv", b"review\nfine\n", "has no column 'text'; columns are ['review']"),
     "CSV row of another width": ("r.csv", b'text\nfine\n"a","b"\n', "r.csv row 2 has 2 fields, its header 1"),
 }
