@@ -1,123 +1,104 @@
-"""What `benchmarks/inference.py` measures on one export, each runtime on the same test texts in this
-process: texts per second over the whole file at each thread count, batch-1 latency, file size,
-test accuracy, and how close each comes to the predictions of `transformers.pipeline`."""
+"""What `benchmarks/inference.py` measures on one export, each row a whole process of its own on the
+same texts, one at a time: `benchmarks/pipeline_predict.py` (transformers.pipeline, batch 32, in
+fp32, and in bf16 where this CPU multiplies bf16 faster) against `predict.py` on each runtime.
+A row's process time runs from its start to its exit (imports, loading, the probe of PyTorch's CPU
+paths, compiling); its texts/s count the texts over that time, and over the process's own
+prediction time. A compiled row starts with an empty inductor cache of its own (cold)."""
 
-import csv
 import json
 import os
-import statistics
+import re
+import subprocess
+import sys
 import time
 from pathlib import Path
+from tempfile import TemporaryDirectory
 
 import numpy as np
-import torch
-from transformers import pipeline
 
-from core.pretrained import load_tokenizer
 from deploy import checks
-from deploy.layout import RUNTIME_FILES, WEIGHTS, trained_max_length
-from deploy.prediction import compiles, open_runtime, predict, text_tokens
-from deploy.streaming import Predictor
+from deploy.cpu_paths import bf16_pays
+from deploy.layout import RUNTIME_FILES, WEIGHTS
 
-# each predict.py row: (--runtime, --compile)
-RUNTIMES = {"torch": ("torch", False), "torch-compiled": ("torch", True), "onnx": ("onnx", False),
-            "onnx-int8": ("onnx-int8", False)}
-PIPELINE_BATCH = 32
-
-
-def set_threads(threads: int) -> None:
-    """PyTorch's threads and the tokenizer's pool, as predict.py's --threads sets them."""
-    torch.set_num_threads(threads)
-    os.environ["TOKENIZERS_PARALLELISM"] = "true" if threads > 1 else "false"
+ROOT = Path(__file__).resolve().parents[1]
+# each predict.py row: (--runtime, --compile; None: predict.py's default)
+RUNTIMES = {"torch": ("torch", None), "torch-compiled": ("torch", True), "onnx": ("onnx", None),
+            "onnx-int8": ("onnx-int8", None)}
+CLOSING = re.compile(r"predicted (\d+) texts in ([\d.]+) s: .*?\((\S+), (.+?), (\d+) threads\); (\d+) cut")
 
 
-def pipeline_run(folder: Path, texts: list[str], labels: list[str], max_length: int,
-                 threads: int) -> tuple[float, np.ndarray]:
-    """(texts per second, probabilities) of `transformers.pipeline` over every text, batch 32."""
-    set_threads(threads)
-    classify = pipeline("text-classification", model=str(folder), device="cpu", top_k=None)
+def timed(command: list[str], env: dict) -> tuple[float, str]:
+    """(seconds from the process's start to its exit, what it wrote to stderr)."""
     started = time.perf_counter()
-    found = classify(texts, batch_size=PIPELINE_BATCH, truncation=True, max_length=max_length)
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - started
-    scores = [{s["label"]: s["score"] for s in text} for text in found]
-    probs = np.array([[text[name] for name in labels] for text in scores])
-    return len(texts) / seconds, probs
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(command[:3])} failed:\n{done.stderr[-3000:]}")
+    return seconds, done.stderr
 
 
-def predict_run(folder: Path, source: Path, out: Path, row: str, threads: int,
-                labels: list[str]) -> tuple[float, np.ndarray]:
-    """(texts per second, probabilities) of predict.py over the same texts, file to file; a compiled
-    model's texts per second include the compiling."""
+def pipeline_row(folder: Path, source: Path, out: Path, max_length: int, threads: int, dtype: str,
+                 env: dict) -> dict:
+    command = [sys.executable, str(ROOT / "benchmarks" / "pipeline_predict.py"), str(folder), str(source),
+               str(out), "--max_length", str(max_length), "--threads", str(threads), "--dtype", dtype]
+    process, _ = timed(command, env)
+    found = json.loads(out.read_text())
+    return {"process_s": process, "predict_s": found["seconds"], "probs": np.array(found["probs"])}
+
+
+def predict_row(folder: Path, source: Path, out: Path, row: str, max_length: int, threads: int,
+                labels: list[str], env: dict) -> dict:
     runtime, compile = RUNTIMES[row]
-    speed = predict(str(folder), str(source), str(out), runtime=runtime, threads=threads, compile=compile,
-                    overwrite=True)["texts_per_second"]
-    with open(out, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    return speed, np.array([[float(row[f"prob_{name}"]) for name in labels] for row in rows])
-
-
-def latencies(call, texts: list[str]) -> dict[str, float]:
-    """Median and 95th percentile of one text's prediction, in ms, after 3 warm-up calls."""
-    for text in texts[:3]:
-        call(text)
-    seconds = []
-    for text in texts:
-        started = time.perf_counter()
-        call(text)
-        seconds.append(time.perf_counter() - started)
-    return {"median_ms": 1000 * statistics.median(seconds),
-            "p95_ms": 1000 * float(np.percentile(seconds, 95))}
-
-
-def batch1_latencies(folder: Path, texts: list[str], max_length: int, threads: int,
-                     rows: tuple[str, ...]) -> dict:
-    """Each row's batch-1 latencies (a compiled model compiles in the warm-up)."""
-    set_threads(threads)
-    found = {}
-    if "pipeline" in rows:
-        classify = pipeline("text-classification", model=str(folder), device="cpu", top_k=None)
-        found["pipeline"] = latencies(lambda t: classify(t, truncation=True, max_length=max_length), texts)
-    for row in (r for r in rows if r != "pipeline"):
-        runtime, compile = RUNTIMES[row]
-        engine, tokenizer, _ = open_runtime(folder, runtime, threads, max_length, compile)
-        predictor = Predictor(engine, tokenizer, max_length)
-        found[row] = latencies(lambda t: predictor.logits([t]), texts)
-    return found
+    command = [sys.executable, str(ROOT / "predict.py"), str(folder), str(source), "--output", str(out),
+               "--runtime", runtime, "--threads", str(threads), "--max_length", str(max_length),
+               "--overwrite", "true"]
+    with TemporaryDirectory() as inductor_cache:  # a compiled row compiles cold
+        if compile is not None:
+            command += ["--compile", str(compile).lower()]
+        process, stderr = timed(command, {**env, "TORCHINDUCTOR_CACHE_DIR": inductor_cache})
+    closing = CLOSING.search(stderr)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    return {"process_s": process, "predict_s": float(closing.group(2)), "path": closing.group(4),
+            "cut": int(closing.group(6)),
+            "probs": np.array([[row[f"prob_{name}"] for name in labels] for row in rows])}
 
 
 def sizes(folder: Path) -> dict[str, float]:
     """MB of the file each row runs."""
     found = checks.sizes(folder)
-    return {"pipeline": found[WEIGHTS] / 1e6,
-            **{row: found[RUNTIME_FILES[runtime]] / 1e6 for row, (runtime, _) in RUNTIMES.items()}}
+    return {row: found[RUNTIME_FILES[runtime]] / 1e6 for row, (runtime, _) in RUNTIMES.items()} | {
+        "pipeline": found[WEIGHTS] / 1e6, "pipeline-bf16": found[WEIGHTS] / 1e6}
 
 
-def measure(folder: Path, texts: list[str], label_ids: list[int], threads: list[int],
-            latency_texts: int, workdir: Path, rows: tuple[str, ...] = ("pipeline", *RUNTIMES),
+def measure(folder: Path, texts: list[str], label_ids: list[int], max_length: int, threads: int,
+            workdir: Path, rows: tuple[str, ...] = ("pipeline", *RUNTIMES),
             reference: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
-    """(each of `rows` on `texts`, in one process; the pipeline's probabilities): labels and
-    probabilities are compared with the pipeline's, `reference` where the pipeline is not a row."""
-    assert ("pipeline" in rows) != (reference is not None), "the pipeline's probabilities, or a reference"
+    """(each of `rows` on `texts`, a process each; the pipeline's probabilities): labels and
+    probabilities are compared with the fp32 pipeline's, `reference` where it is not a row."""
     labels = list(json.loads((folder / "config.json").read_text())["id2label"].values())
-    max_length = trained_max_length(folder, load_tokenizer(str(folder)))[0]
     source = workdir / "texts.jsonl"
     source.write_text("".join(json.dumps({"text": text}) + "\n" for text in texts))
-    speed, probs = {}, {}
-    for n in threads:
-        if "pipeline" in rows:
-            speed["pipeline", n], probs["pipeline"] = pipeline_run(folder, texts, labels, max_length, n)
-        for runtime in (r for r in rows if r != "pipeline"):
-            speed[runtime, n], probs[runtime] = predict_run(folder, source, workdir / f"{runtime}.csv",
-                                                            runtime, n, labels)
-    step = max(1, len(texts) // latency_texts)
-    latency = batch1_latencies(folder, texts[::step][:latency_texts], max_length, max(threads), rows)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "true"}
+    if "pipeline" in rows and bf16_pays():
+        rows = ("pipeline", "pipeline-bf16", *rows[1:])
+    found = {}
+    for row in rows:
+        print(f"  {row} ...", flush=True)
+        if row.startswith("pipeline"):
+            dtype = "bfloat16" if row == "pipeline-bf16" else "float32"
+            found[row] = pipeline_row(folder, source, workdir / f"{row}.json", max_length, threads, dtype,
+                                      env)
+        else:
+            found[row] = predict_row(folder, source, workdir / f"{row}.jsonl", row, max_length, threads,
+                                     labels, env)
+    reference = found["pipeline"]["probs"] if reference is None else reference
     truth, size = np.asarray(label_ids), sizes(folder)
-    reference = probs["pipeline"] if reference is None else reference
-    tokens = sum(text_tokens(text, max_length) for text in texts)
-    return {"texts": len(texts), "max_length": max_length, "threads": threads,
-            "torch_compiled": compiles(tokens), "rows": {
-                name: {"texts_per_s": {n: speed[name, n] for n in threads}, "latency": latency[name],
-                       "size_mb": size[name], "test_accuracy": float((p.argmax(1) == truth).mean()),
-                       "same_label_as_pipeline": float((p.argmax(1) == reference.argmax(1)).mean()),
-                       "max_prob_diff_to_pipeline": float(np.abs(p - reference).max())}
-                for name, p in probs.items()}}, reference
+    return {"texts": len(texts), "max_length": max_length, "threads": threads, "rows": {
+        name: {"process_s": row["process_s"], "predict_s": row["predict_s"],
+               "texts_per_s_process": len(texts) / row["process_s"],
+               "texts_per_s_predicting": len(texts) / row["predict_s"],
+               "path": row.get("path", "pipeline"), "cut": row.get("cut"), "size_mb": size[name],
+               "test_accuracy": float((row["probs"].argmax(1) == truth).mean()),
+               "same_label_as_pipeline": float((row["probs"].argmax(1) == reference.argmax(1)).mean()),
+               "max_prob_diff_to_pipeline": float(np.abs(row["probs"] - reference).max())}
+        for name, row in found.items()}}, reference
