@@ -76,6 +76,7 @@ def measure(folder: Path, texts: list[str], label_ids: list[int], max_length: in
     """(each of `rows` on `texts`, a process each; the pipeline's probabilities): labels and
     probabilities are compared with the fp32 pipeline's, `reference` where it is not a row."""
     labels = list(json.loads((folder / "config.json").read_text())["id2label"].values())
+    folder, workdir = folder.resolve(), workdir.resolve()  # the processes run in the repository's root
     source = workdir / "texts.jsonl"
     source.write_text("".join(json.dumps({"text": text}) + "\n" for text in texts))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "true"}

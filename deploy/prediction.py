@@ -114,7 +114,7 @@ def predict(model: str, input: str, output: str = "predictions.csv",
     seconds = time.perf_counter() - started
     speed = (done - first) / seconds if seconds else 0.0
     cut = classifier.predictor.cut
-    log.info("predicted %d texts in %.1f s: %.1f texts/s (%s, %s, %d threads); %d cut at %d tokens -> %s",
+    log.info("predicted %d texts in %.2f s: %.1f texts/s (%s, %s, %d threads); %d cut at %d tokens -> %s",
              done - first, seconds, speed, runtime, classifier.path, classifier.threads, cut,
              files.max_length, output)
     return {"texts": done - first, "seconds": seconds, "texts_per_second": speed, "cut": cut,

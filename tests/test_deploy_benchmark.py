@@ -20,7 +20,7 @@ def test_the_inference_benchmark_measures_every_runtime_on_the_same_texts(tiny_b
         (data / f"{name}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in generate(n, seed)))
     out = tmp_path / "inference.json"
     run = request.getfixturevalue("run_script")
-    stdout = run("inference.py", "--quick", "--datasets", "imdb", "--students", "imdb",
+    stdout = run("inference.py", "--quick", "--students", "imdb",
                  "--backbone", tiny_bert,
                  "--shared_data", str(tmp_path / "data"), "--out", str(out))
     report = read_report(out)
