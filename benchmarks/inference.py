@@ -11,7 +11,7 @@ IMDB 2,000 at 128, IMDB 1,000 at 512.
     python benchmarks/inference.py --quick   # a dry run of every step on 64 texts (~2 min)
 
 The model is the bundled all-MiniLM-L6-v2 fine-tuned by `train.py fit` (2,000 training texts, 128
-tokens, 2 epochs, lr 5e-5) with the ONNX export added; an export found from an earlier run of the
+tokens, 2 epochs, lr 5e-5, fp32) with the ONNX export added; an export found from an earlier run of the
 same recipe is reused (--retrain trains anew). The student keeps half its layers (1, 3 and 5 of
 MiniLM's 6) and learns from its logits on the same texts and 2,000 more it labels (the best recipe
 of docs/distill.md), as many epochs, lr 1e-4.
@@ -60,7 +60,7 @@ def fit_args(dataset: str, recipe: dict, name: str, data_dir: Path, backbone: st
             "--data.max_length", str(recipe["max_length"]), "--data.limit_train_samples", str(train),
             "--data.limit_val_samples", str(val), "--data.limit_test_samples", str(test),
             "--trainer.max_epochs", str(recipe["epochs"]), "--trainer.logger.init_args.name", name,
-            "--trainer.callbacks+=plugins.onnx_export.ONNXExport"]
+            "--trainer.callbacks+=plugins.onnx_export.ONNXExport", "--trainer.precision", "32-true"]
 
 
 def student_args(teacher: Path, unlabelled: int) -> list[str]:
@@ -115,6 +115,7 @@ def main() -> None:
     options = parser(__doc__, None)
     options.add_argument("--quick", action="store_true", help="a dry run: 64 texts, 64 tokens, 1 epoch")
     options.add_argument("--threads", type=int, default=2, help="threads of every process")
+    options.add_argument("--datasets", default="ag_news,imdb", help="comma-separated: the cases of these")
     options.add_argument("--retrain", action="store_true", help="train anew even where an export exists")
     options.add_argument("--shared_data", default=str(ROOT.parent / "shared" / "data"),
                          help="folder with imdb/ and ag_news/")
@@ -126,6 +127,8 @@ def main() -> None:
     recipe = QUICK if args.quick else RECIPE
     report = {"quick": args.quick, "recipe": recipe, "cpu": cpu_name(), "cases": {}}
     for dataset, count, max_length in recipe["cases"]:
+        if dataset not in args.datasets.split(","):
+            continue
         name = f"bench-inference{'-quick' if args.quick else ''}/{dataset}"
         data_dir = Path(args.shared_data) / dataset
         folder = export_of(name, fit_args(dataset, recipe, name, data_dir, args.backbone), args.retrain)

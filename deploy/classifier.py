@@ -77,6 +77,11 @@ def export_files(model: str | Path, runtime: str, max_length: int | None) -> Exp
     return ExportFiles(folder, runtime, path, tokenizer, labels, max_length)
 
 
+def check_options(threads: int | None, batch_size: int) -> None:
+    at_least("--threads", threads, 1, optional=True)
+    at_least("--batch_size", batch_size, 1)
+
+
 def device_of(runtime: str, device: str | None) -> str:
     """`device`, checked, else the GPU for PyTorch where there is one and the CPU otherwise."""
     check("--device", device, device in (None, "cpu", "cuda"), "cpu or cuda")
@@ -104,8 +109,7 @@ class Classifier:
 
     def __init__(self, files: ExportFiles, device: str | None = None, threads: int | None = None,
                  batch_size: int = 32, compile: bool = False, path: str | None = None):
-        at_least("--threads", threads, 1, optional=True)
-        at_least("--batch_size", batch_size, 1)
+        check_options(threads, batch_size)
         self.files, self.labels, self.max_length = files, files.labels, files.max_length
         self.device, self.threads = device_of(files.runtime, device), cpu_threads(threads)
         tokenizer_threads(self.threads)

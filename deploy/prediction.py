@@ -10,7 +10,7 @@ from typing import Literal
 from tqdm import tqdm
 
 from core.errors import UserError, at_least, check
-from deploy.classifier import Classifier, device_of, export_files
+from deploy.classifier import Classifier, check_options, device_of, export_files
 from deploy.output import OutputFile
 from deploy.texts import TextFile, input_file
 
@@ -71,6 +71,7 @@ def predict(model: str, input: str, output: str = "predictions.csv",
         overwrite: replace an existing output.
     """
     at_least("--chunk_size", chunk_size, 1)
+    check_options(threads, batch_size)
     check("--overwrite", overwrite, not (resume and overwrite), "false with --resume")
     texts = TextFile(input_file(input), text_fields, keep_columns)
     out_path = Path(output).expanduser()
@@ -79,6 +80,7 @@ def predict(model: str, input: str, output: str = "predictions.csv",
     if out_path.exists() and not (resume or overwrite):
         raise UserError(f"{output} exists: --resume goes on with it, --overwrite replaces it")
     files = export_files(model, runtime, max_length)
+    device = device_of(runtime, device)
     out = OutputFile(out_path, files.labels, texts.kept, files.record())
     count = tokens = 0
     for _, text in texts:  # every row checked before the model loads
@@ -90,8 +92,7 @@ def predict(model: str, input: str, output: str = "predictions.csv",
     rows = iter(texts)
     done = out.resume(text for _, text in rows) if resume and out_path.exists() else 0
     if compile is None:
-        compile = runtime == "torch" and compiles(tokens * (count - done) / count,
-                                                      device_of(runtime, device))
+        compile = runtime == "torch" and compiles(tokens * (count - done) / count, device)
     began = out.written_record() if done else None  # a resume runs PyTorch as the rows before it ran
     classifier = Classifier(files, device, threads, batch_size, compile, began and began.get("path"))
     classifier.predictor.chunk_size = chunk_size
