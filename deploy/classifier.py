@@ -31,7 +31,8 @@ from deploy.threads import cpu_threads, tokenizer_threads
 
 log = logging.getLogger(__name__)
 Runtime = Literal["torch", "onnx", "onnx-int8"]
-COMPILE_SECONDS = 25  # a cold torch.compile of MiniLM on the 2-core CPU (docs/deploy.md)
+COMPILE_SECONDS = 40  # a cold torch.compile of MiniLM on the 2-core CPUs: 25 s on the AMD EPYC,
+# 34 to 42 s more a process than uncompiled on the Intel Xeon (docs/deploy.md)
 
 
 @dataclass
@@ -115,8 +116,8 @@ class Classifier:
         tokenizer_threads(self.threads)
         if files.onnx is None:
             if compile:
-                log.info("compiling the model (torch.compile; --compile false runs it as it is): %d s "
-                         "cold on the 2-core CPUs of docs/deploy.md, before the first batch", COMPILE_SECONDS)
+                log.info("compiling the model (torch.compile; --compile false runs it as it is): about %d s "
+                         "on a 2-core CPU with an empty cache, before the first batch", COMPILE_SECONDS)
             engine = TorchRuntime(files.folder, files.tokenizer.pad_token_id, files.max_length, self.threads,
                                   compile, self.device, path)
         else:

@@ -64,8 +64,9 @@ def predict(model: str, input: str, output: str = "predictions.csv",
         threads: CPU threads (tokenizer, PyTorch, ONNX Runtime); by default OMP_NUM_THREADS, else
             every core.
         device: cpu or cuda; by default the GPU for PyTorch where there is one, else the CPU.
-        compile: run PyTorch's model through torch.compile (about 25 s first on a 2-core CPU, then
-            faster batches); by default on the CPU for over 400,000 tokens of work (COMPILE_ABOVE).
+        compile: run PyTorch's model through torch.compile (about 40 s first on a 2-core CPU with an
+            empty cache, then faster batches); by default on the CPU for over 400,000 tokens of
+            work (COMPILE_ABOVE).
         resume: go on with an output that a stopped prediction left (its rows and what wrote it
             are checked).
         overwrite: replace an existing output.
