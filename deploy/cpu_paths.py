@@ -9,12 +9,12 @@ left out; MKL stays unless another is faster by `MARGIN`, more than timing noise
 
 import copy
 import logging
-import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
+from core.bf16 import cpu_bf16_faster, shortest
 from core.pretrained import first_line
 from deploy.onednn import onednn_linears
 from deploy.streaming import softmax
@@ -28,20 +28,7 @@ BF16_TOLERANCE = 0.01  # largest gap of any probability to fp32's for bf16 to be
 
 def seconds(run: Callable[[], object], repeats: int = 2) -> float:
     """The shortest of `repeats` timed calls of `run`, after one that warms it up."""
-    run()
-    timings = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        timings.append(time.perf_counter() - started)
-    return min(timings)
-
-
-def bf16_pays() -> bool:
-    """Whether this CPU multiplies bf16 matrices faster than fp32 (natively, that is)."""
-    a, b = torch.randn(256, 1024), torch.randn(1024, 1024)
-    with torch.inference_mode():
-        return seconds(lambda: a.bfloat16() @ b.bfloat16(), 3) < seconds(lambda: a @ b, 3)
+    return shortest(run, repeats)
 
 
 # each path's name and how its model is made from the fp32 model
@@ -53,6 +40,11 @@ PATHS = {PLAIN: lambda model: model,
 def candidates() -> list[str]:
     """The paths worth timing here: bf16 only where the CPU computes it natively."""
     return [name for name in PATHS if name != "bf16" or bf16_pays()]
+
+
+def bf16_pays() -> bool:
+    """Whether this CPU multiplies bf16 matrices faster than fp32 (natively, that is)."""
+    return cpu_bf16_faster()
 
 
 def probe_batch(ids: list[list[int]]) -> list[list[int]]:

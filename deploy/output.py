@@ -108,7 +108,10 @@ class OutputFile:
     def save_record(self, **more) -> None:
         """`<output>.run.json`: what writes the file, and `more` (how PyTorch ran, once known)."""
         self.record.update(more)
-        record_path(self.path).write_text(json.dumps(self.record, indent=2) + "\n")
+        path = record_path(self.path)
+        staged = path.with_name(path.name + ".partial")  # a kill while it is written leaves the old one
+        staged.write_text(json.dumps(self.record, indent=2) + "\n")
+        staged.replace(path)
 
     def written_record(self) -> dict | None:
         path = record_path(self.path)

@@ -2,6 +2,7 @@
 probabilities, the input read a chunk at a time, a stopped prediction leaving whole rows that
 --resume finishes as an uninterrupted run would have."""
 
+import json
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from transformers import AutoTokenizer
 
 from core.errors import UserError
 from deploy import cpu_paths
+from deploy.output import record_path
 from deploy.prediction import Stopped, predict
 from deploy.runtimes import TorchRuntime
 from deploy.streaming import Predictor
@@ -164,3 +166,40 @@ def test_sigterm_stops_the_command_between_writes_and_resume_finishes_it(export,
     assert last.startswith(f"stopped after {len(written)} of 5,000 texts: {out} holds their predictions")
     predict(str(export), str(source), str(out), resume=True, chunk_size=64)
     assert [row["text"] for row in read_rows(out)] == items
+
+
+@pytest.mark.slow
+def test_a_process_killed_with_sigkill_mid_file_is_resumed_to_the_uninterrupted_output(export, tmp_path):
+    """SIGKILL gives no chance to stop between writes: whatever the kill left, --resume keeps the
+    whole rows and finishes the file as an uninterrupted run (on the same CPU path) writes it."""
+    items = texts(3000, seed=6)
+    source, out, full = write_jsonl(tmp_path / "in.jsonl", items), tmp_path / "out.csv", tmp_path / "full.csv"
+    command = [sys.executable, str(ROOT / "predict.py"), str(export), str(source), "--chunk_size", "64",
+               "--threads", "1"]
+    process = subprocess.Popen([*command, "--output", str(out)], stderr=subprocess.DEVNULL, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 180
+        while not written_with_path(out) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+        assert process.wait(60) == -signal.SIGKILL
+    finally:
+        process.kill()
+    assert 64 <= len(read_rows_whole(out)) < len(items)
+    path = json.loads(record_path(out).read_text())["path"]
+    subprocess.run([*command, "--output", str(out), "--resume", "true"], check=True, cwd=ROOT,
+                   stderr=subprocess.DEVNULL)
+    assert json.loads(record_path(out).read_text())["path"] == path
+    subprocess.run([*command, "--output", str(full)], check=True, cwd=ROOT, stderr=subprocess.DEVNULL)
+    if json.loads(record_path(full).read_text())["path"] == path:  # the same path: the same bytes
+        assert out.read_bytes() == full.read_bytes()
+    assert [row["text"] for row in read_rows(out)] == items
+    np.testing.assert_allclose(probabilities(read_rows(out)), probabilities(read_rows(full)), atol=2e-6)
+
+
+def written_with_path(out) -> bool:
+    """Whether `out` holds its first chunk's rows and its record the CPU path they were run on."""
+    try:
+        return len(read_rows_whole(out)) >= 64 and "path" in json.loads(record_path(out).read_text())
+    except (OSError, ValueError):  # not written yet, or a record being written
+        return False
