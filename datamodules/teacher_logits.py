@@ -3,8 +3,9 @@
 A teacher in eval mode is deterministic, so where its logits are all a distillation reads, later
 epochs and later runs with the same data, teacher and precision read them here instead of
 running it: they cost only the student. The key is the tokenized data's own (source, tokenizer,
-options, unlabelled texts), the teacher folder's files (names, sizes, times) and the precision."""
+options, unlabelled texts), the sha256 of the teacher's weights and config, and the precision."""
 
+import hashlib
 import logging
 import os
 import tempfile
@@ -17,16 +18,31 @@ from torch.utils.data import DataLoader
 
 from datamodules.cache import keyed_path
 from datamodules.loaders import make_loader
-from datamodules.sources import fingerprint
 
 log = logging.getLogger(__name__)
 
 COLUMN = "teacher_logits"
 
 
+WEIGHT_FILES = ("*.safetensors", "*.bin", "config.json")  # what a teacher's logits follow from
+
+
+def teacher_digest(teacher_dir: str) -> str:
+    """sha256 of the teacher's weights and config, read in full: other weights of the same size,
+    their times restored, are another teacher."""
+    digest = hashlib.sha256()
+    folder = Path(teacher_dir)
+    for path in sorted({p for pattern in WEIGHT_FILES for p in folder.glob(pattern)}):
+        digest.update(path.name.encode())
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
 def logits_path(cache_dir: str, data_key: str, teacher_dir: str, precision: str) -> Path:
     return keyed_path(cache_dir, f"{data_key}-teacher-logits",
-                      {"teacher": fingerprint(teacher_dir), "precision": precision}).with_suffix(".npy")
+                      {"teacher": teacher_digest(teacher_dir), "precision": precision}).with_suffix(".npy")
 
 
 def save_atomically(logits: np.ndarray, path: Path) -> None:

@@ -1,6 +1,7 @@
 """SequenceClassifier: a Hugging Face encoder with a classification head, trained with Lightning."""
 
 import logging
+from pathlib import Path
 
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -23,6 +24,7 @@ from lightning_modules.base import EncoderModule, check_training_options
 from lightning_modules.distill_run import DistillRun
 from lightning_modules.distill_settings import DistillSettings, check_distill
 from lightning_modules.distill_step import Distiller
+from lightning_modules.distill_student import check_keep_layers
 from lightning_modules.distill_student import keep_layers as cut_to
 from lightning_modules.distill_teacher import check_teacher, teacher_folder
 from lightning_modules.heads import classifier_outputs
@@ -31,8 +33,9 @@ from lightning_modules.packing import use_varlen_attention
 log = logging.getLogger(__name__)
 
 
-def check_head(backbone: str, label_names: list[str], trust_remote_code: bool) -> None:
-    """A backbone that already is a classifier must have the data's number of classes."""
+def check_head(backbone: str, label_names: list[str], trust_remote_code: bool, keep_layers: list[int] | None):
+    """A backbone that already is a classifier must have the data's number of classes; the layers
+    to keep must be its own (both before any weights load)."""
     config = from_pretrained(AutoConfig, backbone, "model config", trust_remote_code=trust_remote_code)
     trained_for = [a for a in config.architectures or [] if a.endswith("ForSequenceClassification")]
     if trained_for and config.num_labels != len(label_names):
@@ -40,6 +43,8 @@ def check_head(backbone: str, label_names: list[str], trust_remote_code: bool) -
             f"backbone '{backbone}' is a classifier for {config.num_labels} labels "
             f"{list(config.id2label.values())}, but the data has {len(label_names)}: {label_names}"
         )
+    if keep_layers is not None:
+        check_keep_layers(keep_layers, config.num_hidden_layers)
 
 
 class SequenceClassifier(EncoderModule):
@@ -93,7 +98,7 @@ class SequenceClassifier(EncoderModule):
         self.save_hyperparameters()
         self.label_names = list(label_names)
         num_labels = len(self.label_names)
-        check_head(backbone, self.label_names, trust_remote_code)
+        check_head(backbone, self.label_names, trust_remote_code, keep_layers)
         teacher_dir = teacher_folder(teacher) if teacher else None
         if teacher_dir:
             check_teacher(teacher, teacher_dir, self.label_names, backbone, trust_remote_code)
@@ -114,8 +119,10 @@ class SequenceClassifier(EncoderModule):
             model.train(), lora, freeze_embeddings, freeze_layers,
             heads=adapters.trained_heads(model, fresh), task_type=TaskType.SEQ_CLS,
         )
-        self.distiller = (Distiller(teacher_dir, settings, self.model, num_labels, trust_remote_code)
-                          if teacher_dir else None)
+        cut_from_teacher = (teacher_dir and keep_layers is not None and Path(backbone).expanduser().is_dir()
+                            and teacher_folder(backbone) == teacher_dir)
+        self.distiller = (Distiller(teacher_dir, settings, self.model, num_labels, trust_remote_code,
+                                    keep_layers if cut_from_teacher else None) if teacher_dir else None)
         metrics = MetricCollection({
             "acc": MulticlassAccuracy(num_labels, average="micro"),
             "f1": MulticlassF1Score(num_labels, average="macro"),

@@ -66,6 +66,10 @@ def check_distill(teacher: str | None, distill: DistillSettings | None) -> Disti
                         f"give at least one of {', '.join(f'{n}_weight' for n in LOSSES)} a weight above 0")
     check("--model.distill.temperature", distill.temperature, distill.temperature > 0, "a number > 0")
     at_least("--model.distill.intermediate_epochs", distill.intermediate_epochs, 0)
+    if distill.layer_map is not None and distill.logits_only:
+        raise UserError(f"--model.distill.layer_map={distill.layer_map} is read by the hidden and attention "
+                        "losses only, and both weights are 0: drop it, or set hidden_weight or "
+                        "attention_weight")
     second_stage = distill.label_weight or distill.logit_weight
     if distill.intermediate_epochs and (distill.logits_only or not second_stage):
         raise UserError("--model.distill.intermediate_epochs needs both stages: a hidden_weight or "

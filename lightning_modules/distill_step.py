@@ -39,13 +39,14 @@ class Distiller(nn.Module):
     the student and kept in its checkpoints; not part of the export)."""
 
     def __init__(self, folder: Path, settings: DistillSettings, student: nn.Module, num_labels: int,
-                 trust_remote_code: bool):
+                 trust_remote_code: bool, kept: list[int] | None = None):
         super().__init__()
         self.settings = settings
         self.teacher = Teacher(folder, trust_remote_code)
         ours, theirs = body(student).config, self.teacher.config
         self.layers = ours.num_hidden_layers
-        self.teacher_layers = layer_map(settings.layer_map, self.layers, theirs.num_hidden_layers)
+        # a student cut from the teacher (`kept`: its layers) learns each layer from its original
+        self.teacher_layers = layer_map(settings.layer_map, self.layers, theirs.num_hidden_layers, kept)
         self.heads = ours.num_attention_heads
         if settings.attention_weight and theirs.num_attention_heads != self.heads:
             raise UserError(f"the attention-score loss compares heads one to one, but the student has "

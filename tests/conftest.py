@@ -17,10 +17,10 @@ from tests.tiny_models import save_tiny  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def no_tokenizer_threads_after(monkeypatch):
-    """Prediction and the inference benchmark set TOKENIZERS_PARALLELISM=true (and RAYON_NUM_THREADS)
-    and torch's thread count for their own runs; a child that a later test forks (resume, sweeps, DDP) and that
-    tokenizes with that setting enters a thread pool that did not survive the fork, and hangs.
-    Both are put back after every test."""
+    """Prediction and the inference benchmark set TOKENIZERS_PARALLELISM=true (and
+    RAYON_NUM_THREADS) and torch's thread count for their own runs; a child that a later test
+    forks (resume, sweeps, DDP) and that tokenizes with that setting enters a thread pool that did
+    not survive the fork, and hangs. Both are put back after every test."""
     threads = torch.get_num_threads()
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
     monkeypatch.delenv("RAYON_NUM_THREADS", raising=False)  # set by deploy.threads

@@ -1,12 +1,17 @@
 """What a distillation adds to the data: the teacher's logits cached once per text (equal to its
-live ones on any batch), and unlabelled texts joining the training split."""
+live ones on any batch; keyed by the teacher's weights), and unlabelled texts joining the
+training split."""
 
+import os
+import shutil
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
+from datamodules.teacher_logits import logits_path
 from lightning_modules.distill_teacher import Teacher
 from tests.distill_helpers import easy_rows, trained_teacher
 from tests.helpers import classification_dm, prepared, write_rows
@@ -66,3 +71,18 @@ def test_unlabelled_texts_join_the_training_split_without_labels(source, tiny_be
     texts = dm.splits["train"]["text"]
     assert len(set(texts)) == len(texts)  # no training text twice, none of validation's
     assert not set(texts) & set(dm.splits["validation"]["text"])
+
+
+def test_a_retrained_teacher_of_the_same_size_and_times_is_another_cache_entry(teacher_dir, tmp_path):
+    """The key is the weights' content: other weights in the same file, of the same size, with
+    the file's times put back, do not reuse the old teacher's logits."""
+    teacher = shutil.copytree(teacher_dir, tmp_path / "teacher")
+    before = logits_path(str(tmp_path / "cache"), "data", str(teacher), "32-true")
+    files = {path: path.stat() for path in teacher.iterdir()}
+    weights = load_file(teacher / "model.safetensors")
+    weights["classifier.bias"] += 1.0
+    save_file(weights, teacher / "model.safetensors", metadata={"format": "pt"})
+    for path, was in files.items():
+        os.utime(path, ns=(was.st_atime_ns, was.st_mtime_ns))
+        assert path.stat().st_size == was.st_size
+    assert logits_path(str(tmp_path / "cache"), "data", str(teacher), "32-true") != before

@@ -61,10 +61,27 @@ def cases(tiny_bert: str, teacher: str, tmp: Path) -> dict:
         "every weight 0": lambda: (distil(*weights), "every --model.distill.*_weight is 0"),
         "layer map out of range": lambda: (
             distil("--model.distill.hidden_weight", "1", "--model.distill.layer_map", "[0, 2]"),
-            "--model.distill.layer_map=[0, 2] is out of range: expected 2 teacher layer indices (one per "
-            "student layer), each in 0-1"),
+            "--model.distill.layer_map=[0, 2]: teacher layer 2 is out of range: the teacher has 2 layers, "
+            "0-1"),
+        "layer map of another length": lambda: (
+            distil("--model.distill.hidden_weight", "1", "--model.distill.layer_map", "[0, 1, 1]"),
+            "--model.distill.layer_map=[0, 1, 1] has 3 entries: expected one per student layer, 2"),
+        "layer map that nothing reads": lambda: (
+            distil("--model.distill.layer_map", "[0, 1]"),
+            "--model.distill.layer_map=[0, 1] is read by the hidden and attention losses only"),
         "kept layers out of range": lambda: (
-            distil("--model.keep_layers", "[1, 2]"), "--model.keep_layers=[1, 2] is out of range"),
+            distil("--model.keep_layers", "[1, 2]"),
+            "--model.keep_layers=[1, 2]: layer 2 is out of range: this backbone has 2 encoder layers, 0-1"),
+        "a kept layer twice": lambda: (
+            distil("--model.keep_layers", "[1, 1]"), "--model.keep_layers=[1, 1] names layer 1 twice"),
+        "kept layers out of order": lambda: (
+            distil("--model.keep_layers", "[1, 0]"),
+            "--model.keep_layers=[1, 0] is not in increasing order: layers keep their order, so list them as "
+            "[0, 1]"),
+        "a teacher of fewer positions": lambda: (
+            of(classifier(tiny_bert, tmp / "short", LABELS, max_position_embeddings=32,
+                          ignore_mismatched_sizes=True), "--data.max_length", "64"),
+            "--data.max_length=64 is past the teacher's 32 positions"),
         "heads that differ": lambda: (
             of(classifier(tiny_bert, tmp / "four-heads", LABELS, num_attention_heads=4),
                "--model.distill.attention_weight", "1"), "the student has 2 and the teacher 4"),

@@ -88,3 +88,14 @@ def test_a_logits_only_run_caches_the_teacher_and_a_cut_student_trains_with_lora
     config = json.loads((run / "hf_model" / "config.json").read_text())
     assert config["num_hidden_layers"] == 1 and (run / "adapter").is_dir()
     assert not scalars(run_events(run), "distill/teacher_share")  # the teacher never ran in a step
+
+
+def test_a_labels_only_run_leaves_the_teachers_logits_uncomputed(setting):
+    """Nothing reads them: no logit loss, no unlabelled text to label."""
+    before = set((setting["root"] / "cache").glob("*-teacher-logits-*.npy"))
+    teacher_model = str(Path(setting["teacher"]) / "hf_model")
+    cli = fit(setting, "labels-only", "--model.backbone", teacher_model, "--model.keep_layers", "[1]",
+              "--model.distill.logit_weight", "0", "--data.limit_train_samples", "48",
+              "--trainer.max_epochs", "1", "--test_after_fit", "false")
+    assert set((setting["root"] / "cache").glob("*-teacher-logits-*.npy")) == before
+    assert "teacher_logits" not in cli.datamodule.splits["train"].column_names

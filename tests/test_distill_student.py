@@ -63,3 +63,16 @@ def test_two_stages_learn_the_intermediate_losses_first_then_the_logits(teacher,
     assert distiller.weights_at(0) == distiller.weights_at(1) == first
     assert distiller.weights_at(2) == {"label": 1.0, "logit": 0.5, "hidden": 0.0, "attention": 0.0}
     assert distiller.teacher_layers == [1, 3]  # tiny_bert's 2 layers of the teacher's 4
+
+
+def test_a_student_cut_from_the_teacher_learns_each_layer_from_its_original(teacher, tiny_distilbert):
+    """keep_layers [0, 2] of 4: its layers learn from teacher layers 0 and 2 (the uniform map would
+    say 1 and 3); a student of another backbone keeps the uniform map; a given map wins."""
+    settings = DistillSettings(hidden_weight=1.0)
+    cut = SequenceClassifier(teacher, LABELS, keep_layers=[0, 2], teacher=teacher, distill=settings)
+    assert cut.distiller.teacher_layers == [0, 2]
+    other = SequenceClassifier(tiny_distilbert, LABELS, teacher=teacher, distill=settings)
+    assert other.distiller.teacher_layers == [1, 3]
+    chosen = SequenceClassifier(teacher, LABELS, keep_layers=[0, 2], teacher=teacher,
+                                distill=DistillSettings(hidden_weight=1.0, layer_map=[1, 3]))
+    assert chosen.distiller.teacher_layers == [1, 3]
