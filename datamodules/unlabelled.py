@@ -58,6 +58,9 @@ def unlabelled_texts(unlabelled: str, raw: DatasetDict, unused: Dataset | None, 
         texts = cells.joined_texts(raw["unsup"], text_fields, where, required=True)
     else:
         texts = cells.read_texts(unlabelled, text_fields, "--data.unlabelled")
+    if not texts:  # an empty split would be cached whole, and then fail to load on every run
+        raise UserError(f"--data.unlabelled '{unlabelled}' holds no text (blank lines only): give texts "
+                        "for the teacher to label, or leave --data.unlabelled out")
     rows = Dataset.from_dict({"text": texts, "label": [UNLABELLED] * len(texts)})
     return rows.shuffle(seed=seed).select(range(limit)) if limit is not None and limit < len(rows) else rows
 

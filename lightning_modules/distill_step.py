@@ -87,6 +87,9 @@ class Distiller(nn.Module):
             self.teacher_time = (start, stamp(like.device))
         terms = self.losses(weights, logits, batch, teacher_logits, student, teacher)
         loss = sum(weights[name] * value for name, value in terms.items())
+        # every trained parameter in the graph, a stage's unused ones at weight 0: DDP without
+        # find_unused_parameters needs a gradient for each (the head in stage 1, the projection in 2)
+        loss = loss + 0.0 * (logits.sum() + sum(p.sum() for p in self.projection.parameters()))
         texts = num_texts(batch)
         module.log_dict({f"distill/{name}": value for name, value in terms.items()}, batch_size=texts)
         module.log("train/loss", loss, prog_bar=True, batch_size=texts)

@@ -90,10 +90,18 @@ def cases(tiny_bert: str, teacher: str, tmp: Path) -> dict:
                    "--trainer.max_epochs", "1"),
             "--model.distill.intermediate_epochs=1 leaves no epoch of the second stage"),
         "unlabelled without a teacher": lambda: (["--data.unlabelled", "unsup"], "only a teacher can label"),
+        "unlabelled texts of blank lines": lambda: (
+            distil("--data.unlabelled", str(blank_lines(tmp))),
+            f"--data.unlabelled '{tmp / 'blank.txt'}' holds no text (blank lines only)"),
         "unknown unlabelled texts": lambda: (
             distil("--data.unlabelled", "somewhere.csv"),
             "--data.unlabelled 'somewhere.csv' is neither unsup nor unused"),
     }
+
+
+def blank_lines(tmp: Path) -> Path:
+    (tmp / "blank.txt").write_text("\n  \n\n")
+    return tmp / "blank.txt"
 
 
 @pytest.mark.parametrize("name", list(cases("", "", Path())))

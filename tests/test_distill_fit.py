@@ -3,6 +3,7 @@ learns, exports the student and names its teacher in the card; a logits-only run
 teacher's logits, and a student cut from the teacher trains with LoRA."""
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from transformers import AutoModelForSequenceClassification
 from core.events import run_events, scalars
 from tests.distill_helpers import easy_rows, trained_teacher
 from tests.helpers import CONFIGS, IMDB, checkpoint_weights, padded_and_packed, write_rows
+from tests.test_scale import TWO_FORKED_PROCESSES
 from train import main
 
 OVERLAY = str(CONFIGS / "overlays" / "distill.yaml")
@@ -99,3 +101,18 @@ def test_a_labels_only_run_leaves_the_teachers_logits_uncomputed(setting):
               "--trainer.max_epochs", "1", "--test_after_fit", "false")
     assert set((setting["root"] / "cache").glob("*-teacher-logits-*.npy")) == before
     assert "teacher_logits" not in cli.datamodule.splits["train"].column_names
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="DDP on CPU is tested on Linux (gloo)")
+def test_two_stages_of_a_student_of_another_width_train_under_ddp(setting, tiny_distilbert):
+    """Stage 1 reads no logits (the head unused), stage 2 no hidden states (the projection unused):
+    DDP without find_unused_parameters needs a gradient for every parameter in both."""
+    cli = fit(setting, "ddp-stages", "--model.backbone", tiny_distilbert,
+              "--model.distill.hidden_weight", "1", "--model.distill.intermediate_epochs", "1",
+              "--trainer.max_epochs", "2", "--data.limit_train_samples", "64", "--test_after_fit", "false",
+              *TWO_FORKED_PROCESSES)
+    assert isinstance(cli.model.distiller.projection, torch.nn.Linear)  # 64 wide to the teacher's 52
+    last = torch.load(setting["root"] / "logs" / "ddp-stages" / "version_0" / "checkpoints" / "last.ckpt",
+                      map_location="cpu", weights_only=False)
+    assert last["epoch"] == 2 and last["global_step"] > 0  # both stages ran, on two ranks
