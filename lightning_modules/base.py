@@ -126,6 +126,9 @@ class EncoderModule(LightningModule):
     def configure_optimizers(self):
         hp = self.hparams
         return adamw_with_warmup(self, hp.learning_rate, hp.weight_decay, hp.warmup_ratio,
-                                 lambda: int(self.trainer.estimated_stepping_batches),
-                                 mixed_precision="mixed" in str(self.trainer.precision))
+                                 self.schedule_steps, mixed_precision="mixed" in str(self.trainer.precision))
+
+    def schedule_steps(self) -> int:
+        """Optimizer steps the learning-rate schedule spans (asked at its first step): the run's."""
+        return int(self.trainer.estimated_stepping_batches)
 

@@ -175,6 +175,14 @@ class SequenceClassifier(EncoderModule):
         if self.distiller is not None:
             self.distiller.compare(self, batch, logits)
 
+    def schedule_steps(self) -> int:
+        """Under TinyBERT's two stages each stage has its own AdamW and schedule
+        (`DistillRun.on_train_epoch_start`), spanning its own epochs."""
+        total = super().schedule_steps()
+        if self.distiller is None or not self.distiller.settings.intermediate_epochs:
+            return total
+        return self.distiller.stage_steps(total, self.trainer.current_epoch, self.trainer.max_epochs)
+
     def configure_callbacks(self) -> list:
         """A distillation's own callback, once (a test after fit finds it attached)."""
         if self.distiller is None or any(isinstance(c, DistillRun) for c in self.trainer.callbacks):

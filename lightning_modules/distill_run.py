@@ -61,6 +61,20 @@ class DistillRun(Callback):
         if settings.logits_only and read and add is not None:
             add(str(self.distiller.teacher.folder), str(trainer.precision),
                 lambda loader: self.teacher_logits(loader, trainer, pl_module))
+        if stages:  # an early stop inside stage 1 would leave the head untrained
+            trainer.fit_loop.min_epochs = max(trainer.fit_loop.min_epochs or 0, stages + 1)
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Stage 2 starts with an AdamW and a schedule of its own (warm-up and decay over its own
+        epochs), as TinyBERT trains each stage; early stopping starts counting anew."""
+        stages = self.distiller.settings.intermediate_epochs
+        if not stages or trainer.current_epoch != stages:
+            return
+        trainer.strategy.setup_optimizers(trainer)
+        for stopper in trainer.early_stopping_callbacks:
+            stopper.wait_count = 0
+            stopper.best_score = torch.tensor(torch.inf if stopper.mode == "min" else -torch.inf)
+        log.info("stage 2 of 2 (labels and logits): a new AdamW and learning-rate schedule")
 
     def teacher_logits(self, loader: DataLoader, trainer: Trainer, pl_module: LightningModule) -> np.ndarray:
         """[texts, labels] in the loader's order, on the run's device and in its precision."""

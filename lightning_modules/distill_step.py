@@ -59,6 +59,12 @@ class Distiller(nn.Module):
         self.agreement = MulticlassAccuracy(num_labels, average="micro")
         self.teacher_time: tuple | None = None  # (start, end) stamps of this step's teacher pass
 
+    def stage_steps(self, total: int, epoch: int, max_epochs: int) -> int:
+        """Of a run's `total` optimizer steps, those of the stage `epoch` is in."""
+        first = self.settings.intermediate_epochs
+        epochs = first if epoch < first else max_epochs - first
+        return max(1, total * epochs // max_epochs)
+
     def weights_at(self, epoch: int) -> dict[str, float]:
         """The loss weights of this epoch: under two stages, the intermediate losses first."""
         weights = self.settings.weights()

@@ -116,3 +116,19 @@ def test_two_stages_of_a_student_of_another_width_train_under_ddp(setting, tiny_
     last = torch.load(setting["root"] / "logs" / "ddp-stages" / "version_0" / "checkpoints" / "last.ckpt",
                       map_location="cpu", weights_only=False)
     assert last["epoch"] == 2 and last["global_step"] > 0  # both stages ran, on two ranks
+
+
+def test_each_of_two_stages_warms_up_and_decays_its_own_learning_rate(setting, tiny_distilbert):
+    """TinyBERT's stages each with an AdamW and a schedule of their own: the rate falls to about 0
+    at the end of stage 1 and warms up again in stage 2 (one schedule over both would stand at
+    half its peak at the boundary); early stopping cannot end the run inside stage 1."""
+    cli = fit(setting, "stages", "--model.backbone", tiny_distilbert, "--model.distill.hidden_weight", "1",
+              "--model.distill.intermediate_epochs", "1", "--trainer.max_epochs", "2",
+              "--data.limit_train_samples", "96", "--data.batch_size", "8", "--model.warmup_ratio", "0.2",
+              "--test_after_fit", "false", "--trainer.log_every_n_steps", "1")
+    rates = [value for _, value in scalars(run_events(Path(cli.trainer.log_dir)), "lr/pg1")]
+    per_stage = len(rates) // 2
+    first, second = rates[:per_stage], rates[per_stage:]
+    peak = max(rates)
+    assert first[-1] < 0.2 * peak and second[0] < 0.5 * peak and max(second) > 0.9 * peak
+    assert cli.trainer.fit_loop.min_epochs == 2
