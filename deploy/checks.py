@@ -55,8 +55,8 @@ def check_logits(reference, runtime, tokenizer, texts: list[str], max_length: in
 
 def spread(texts: list[str], labels: list[int], most: int) -> tuple[list[str], list[int]]:
     """At most `most` of the texts, evenly spaced through the split (which may be sorted by label)."""
-    step = max(1, -(-len(texts) // most))
-    return texts[::step][:most], labels[::step][:most]
+    picks = range(len(texts)) if len(texts) <= most else [i * len(texts) // most for i in range(most)]
+    return [texts[i] for i in picks], [labels[i] for i in picks]
 
 
 def int8_drop(accuracy: dict[str, float], max_int8_drop: float) -> float:

@@ -133,11 +133,13 @@ class Classifier:
         """What `pipeline("text-classification")` answers: for each text its most likely label and
         its probability (`top_k=1`, as the pipeline without top_k: one dict per text), or a list of
         its `top_k` most likely (None: every label), most likely first."""
-        check("top_k", top_k, top_k is None or (isinstance(top_k, int) and top_k >= 1),
+        check("top_k", top_k, top_k is None or (type(top_k) is int and top_k >= 1),
               "a number of labels >= 1, or None for every label")
         single = isinstance(texts, str)
         if not single and not all(isinstance(text, str) for text in texts):
             raise UserError("texts: expected a text or a list of texts")
+        if not single and not texts:
+            return []
         probs = self.probabilities([texts] if single else texts)
         answers = []
         for row in probs.tolist():

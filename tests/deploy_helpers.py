@@ -3,6 +3,7 @@ lengths, the PyTorch reference each prediction is compared with, an output read 
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -76,3 +77,11 @@ def read_rows(path: Path) -> list[dict]:
         return [json.loads(line) for line in path.read_text().splitlines()]
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
+
+
+def other_threads_around() -> None:
+    """Two threads for torch and in OMP_NUM_THREADS, so that a load that ignored `threads` is seen; the
+    conftest puts torch's threads back and `one_torch_thread` the variable (after the test: monkeypatch
+    would restore the value one_torch_thread set, after one_torch_thread restored the original)."""
+    torch.set_num_threads(2)
+    os.environ["OMP_NUM_THREADS"] = "2"

@@ -3,6 +3,7 @@ texts of several lengths and batch sizes (dynamic axes), the int8 file written a
 check that refuses a wrong graph, the same predictions from every runtime, and what it refuses."""
 
 import hashlib
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -15,12 +16,15 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from core.errors import UserError
 from deploy.card import BEGIN, section
-from deploy.checks import INT8_TOLERANCE, check_logits, int8_drop, spread
+from deploy.checks import INT8_TOLERANCE, accuracies, check_logits, int8_drop, spread
+from deploy.classifier import load
+from deploy.layout import onnx_file
 from deploy.onnx_export import export_fp32, write_onnx
 from deploy.prediction import predict
 from deploy.runtimes import OrtRuntime, TorchRuntime
 from tests.deploy_helpers import (
     one_torch_thread,  # noqa: F401 (autouse)
+    other_threads_around,
     read_rows,
     texts,
     tiny_classifier,
@@ -37,7 +41,7 @@ def exported(tiny_bert, tmp_path_factory):
     folder = tiny_classifier(tiny_bert, tmp_path_factory.mktemp("bert") / "hf_model")
     items = texts(60, seed=3)
     labels = [int(i % 3 == 0) for i in range(len(items))]
-    return folder, write_onnx(folder, items, labels, max_length=128), items, labels
+    return folder, write_onnx(folder, items, labels, max_length=128, max_test_texts=40), items, labels
 
 
 def torch_logits(folder, batch: list[str]) -> np.ndarray:
@@ -82,6 +86,7 @@ def test_the_int8_file_is_written_and_its_accuracy_measured(exported, tmp_path):
     assert found["weights_sha256"] == hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
     assert sizes["onnx/model.int8.onnx"] < 0.6 * sizes["onnx/model.onnx"]
     assert ort.InferenceSession(str(folder / "onnx" / "model.int8.onnx")).get_outputs()[0].name == "logits"
+    items, labels = spread(items, labels, 40)  # the 40 of 60 texts measured, evenly spaced
     source = str(write_jsonl(tmp_path / "in.jsonl", items))
     predicted = {}
     for runtime in ("torch", "onnx", "onnx-int8"):
@@ -173,16 +178,34 @@ def test_a_wrong_int8_file_is_refused_when_written(exported):
                      "int8", "fp32's")
 
 
-def test_the_measurement_is_bounded_evenly_through_the_split(tiny_bert, tmp_path, capsys):
-    """At most max_test_texts, spread through a split sorted by label, with a progress bar."""
-    folder = tiny_classifier(tiny_bert, tmp_path / "hf_model")
-    items = texts(30, seed=6)
-    labels = [0] * 15 + [1] * 15
-    found = write_onnx(folder, items, labels, max_length=128, max_test_texts=10)
-    assert found["test"]["texts"] == 10 and found["test"]["split_texts"] == 30
-    assert "measuring the exports" in capsys.readouterr().err
-    assert spread(items, labels, 10) == (items[::3], labels[::3])
-    assert "On 10 of the 30 test texts (evenly spaced)" in section(folder)
+def test_the_measurement_is_bounded_evenly_through_the_split_with_a_progress_bar(exported, capsys):
+    """At most max_test_texts (40 of the fixture's 60), spread through a split sorted by label."""
+    folder, found, items, labels = exported
+    assert found["test"]["texts"] == 40 and found["test"]["split_texts"] == 60
+    picked, picked_labels = spread(list(range(60)), [0] * 30 + [1] * 30, 40)
+    assert len(picked) == 40 and picked == sorted(set(picked)) and picked[0] == 0 and picked[-1] >= 58
+    assert picked_labels.count(0) == picked_labels.count(1) == 20
+    assert "On 40 of the 60 test texts (evenly spaced)" in section(folder)
+    reference = TorchRuntime(folder, 0, 128, path="fp32 (MKL)")
+    accuracies(dict.fromkeys(("torch", "onnx", "onnx-int8"), reference),
+               AutoTokenizer.from_pretrained(folder), 128, items[:8], labels[:8], 1.0)
+    assert "measuring the exports: 100%" in capsys.readouterr().err
+
+
+def test_threads_set_onnx_runtimes_threads(exported):
+    other_threads_around()
+    session = load(exported[0], runtime="onnx", threads=1).runtime.session
+    assert session.get_session_options().intra_op_num_threads == 1
+    assert os.environ["RAYON_NUM_THREADS"] == "1"
+
+
+def test_onnx_runtime_takes_omp_num_threads_where_no_threads_are_given(exported):
+    """ONNX Runtime reads no environment variable: its session is given the number. one_torch_thread
+    sets OMP_NUM_THREADS=1; a session that ignored it would take every core."""
+    assert os.environ["OMP_NUM_THREADS"] == "1"
+    for session in (load(exported[0], runtime="onnx").runtime.session,
+                    OrtRuntime(onnx_file(exported[0], "onnx"), 0, None).session):
+        assert session.get_session_options().intra_op_num_threads == 1
 
 
 def test_what_cannot_be_exported_or_run_is_refused_in_one_line(tiny_bert, exported, tmp_path, monkeypatch):

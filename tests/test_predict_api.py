@@ -22,14 +22,13 @@ from deploy.prediction import predict
 from tests.deploy_helpers import (
     LABELS,
     one_torch_thread,  # noqa: F401 (autouse)
+    other_threads_around,
     probabilities,
     read_rows,
     reference_probs,
     texts,
-    tiny_classifier,
     write_jsonl,
 )
-from tests.helpers import one_thread
 
 
 @pytest.fixture(autouse=True)
@@ -73,7 +72,8 @@ def test_a_loaded_export_answers_as_the_transformers_pipeline_does(export, singl
 
 
 @pytest.mark.parametrize("call", [lambda model: model(["a good film"], top_k=0),
-                                  lambda model: model([1])], ids=["top_k=0", "texts=[1]"])
+                                  lambda model: model(["a good film"], top_k=True),
+                                  lambda model: model([1])], ids=["top_k=0", "top_k=True", "texts=[1]"])
 def test_a_bad_top_k_or_a_text_that_is_no_string_is_one_user_error(export, call):
     with pytest.raises(UserError) as err:
         call(load(export))
@@ -209,51 +209,10 @@ def test_a_resume_goes_on_with_the_cpu_path_its_output_was_begun_with(export, tm
     assert out.read_bytes() == full
 
 
-def other_threads_around() -> None:
-    """Two threads for torch and in OMP_NUM_THREADS, so that a load that ignored `threads` is seen; the
-    conftest puts torch's threads back and `one_torch_thread` the variable (after the test: monkeypatch
-    would restore the value one_torch_thread set, after one_torch_thread restored the original)."""
-    torch.set_num_threads(2)
-    os.environ["OMP_NUM_THREADS"] = "2"
-
-
 def test_threads_set_pytorchs_threads_and_the_tokenizers_pool(export):
     other_threads_around()
     load(export, threads=1)
     assert torch.get_num_threads() == 1 and os.environ["RAYON_NUM_THREADS"] == "1"
-
-
-@pytest.fixture(scope="module")
-def onnx_export(tiny_bert, tmp_path_factory):
-    """An export folder of the tiny classifier with its onnx/ files."""
-    pytest.importorskip("onnxruntime", reason="the ONNX extra is not installed: pip install -e '.[onnx]'")
-    pytest.importorskip("onnxscript", reason="the ONNX extra is not installed: pip install -e '.[onnx]'")
-    from deploy.onnx_export import write_onnx
-
-    with one_thread():
-        folder = tiny_classifier(tiny_bert, tmp_path_factory.mktemp("onnx") / "hf_model")
-        items = texts(8, seed=11)
-        write_onnx(folder, items, [i % 2 for i in range(len(items))], max_length=128)
-    return folder
-
-
-def test_threads_set_onnx_runtimes_threads(onnx_export):
-    other_threads_around()
-    session = load(onnx_export, runtime="onnx", threads=1).runtime.session
-    assert session.get_session_options().intra_op_num_threads == 1
-    assert os.environ["RAYON_NUM_THREADS"] == "1"
-
-
-def test_onnx_runtime_takes_omp_num_threads_where_no_threads_are_given(onnx_export):
-    """ONNX Runtime reads no environment variable: its session is given the number. one_torch_thread
-    sets OMP_NUM_THREADS=1; a session that ignored it would take every core."""
-    from deploy.layout import onnx_file
-    from deploy.runtimes import OrtRuntime
-
-    assert os.environ["OMP_NUM_THREADS"] == "1"
-    for session in (load(onnx_export, runtime="onnx").runtime.session,
-                    OrtRuntime(onnx_file(onnx_export, "onnx"), 0, None).session):
-        assert session.get_session_options().intra_op_num_threads == 1
 
 
 def test_device_cuda_without_cuda_is_one_user_error(export, tmp_path, monkeypatch):
@@ -266,3 +225,7 @@ def test_device_cuda_without_cuda_is_one_user_error(export, tmp_path, monkeypatc
             run()
         assert "\n" not in str(err.value)
     assert not out.exists()
+
+
+def test_no_texts_get_no_answers(export):
+    assert load(export)([]) == [] and load(export)([], top_k=None) == []
