@@ -12,9 +12,10 @@ from pathlib import Path
 import torch
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from lightning import LightningModule, Trainer
+from transformers import AutoConfig
 
 from core.events import run_events, scalars
-from core.pretrained import ALIASES, MINILM_ALIAS
+from core.pretrained import ALIASES, MINILM_ALIAS, from_pretrained
 from deploy.card import section
 from lightning_modules.base import parameter_counts
 from lightning_modules.distill_settings import describe
@@ -104,6 +105,18 @@ def hyperparameters(config, trainer: Trainer, optimizer: dict) -> list[str]:
     return lines
 
 
+def origin(base_link: str, model) -> str:
+    """What the model is of its backbone: fine-tuned, or first cut to some of its encoder layers
+    (`--model.keep_layers`), said as such: how many of how many, and which."""
+    kept = model.get("keep_layers")
+    if not kept:
+        return f"a fine-tuned version of {base_link}"
+    layers = from_pretrained(AutoConfig, model.backbone, "model config",
+                             trust_remote_code=model.get("trust_remote_code", False)).num_hidden_layers
+    return (f"{len(kept)} of the {layers} encoder layers of {base_link} (layers {', '.join(map(str, kept))}, "
+            "0-based), cut from it and then fine-tuned")
+
+
 def distillation(model, test: dict) -> str | None:
     """What the card says of a distilled student: its teacher, the losses, and how close to the
     teacher it came on the test texts."""
@@ -156,7 +169,7 @@ def write_model_cards(run_dir: Path, config, trainer: Trainer, module: Lightning
     base_name = base or f"a local model ({Path(model.backbone).name})"
     values = dict(
         name=name, dataset_name=dataset_name, task=task, trainable=trainable, total=total, split=split,
-        base_link=f"[{base}](https://huggingface.co/{base})" if base else base_name,
+        origin=origin(f"[{base}](https://huggingface.co/{base})" if base else base_name, model),
         what="masked-language modelling" if mlm else f"{task} ({', '.join(data.label_names)})",
         method=(f"LoRA adapters of rank {lora.r} (the head trains in full)" if lora else
                 f"full fine-tuning with the first {model.freeze_layers} layers frozen"

@@ -90,6 +90,9 @@ def test_a_logits_only_run_caches_the_teacher_and_a_cut_student_trains_with_lora
     config = json.loads((run / "hf_model" / "config.json").read_text())
     assert config["num_hidden_layers"] == 1 and (run / "adapter").is_dir()
     assert not scalars(run_events(run), "distill/teacher_share")  # the teacher never ran in a step
+    card = (run / "hf_model" / "README.md").read_text()
+    assert ("This model is 1 of the 2 encoder layers of a local model (hf_model) (layers 1, 0-based), "
+            "cut from it and then fine-tuned") in card
 
 
 def test_a_labels_only_run_leaves_the_teachers_logits_uncomputed(setting):
