@@ -16,8 +16,8 @@ from tempfile import TemporaryDirectory
 
 import numpy as np
 
+from core.bf16 import cpu_bf16_faster
 from deploy import checks
-from deploy.cpu_paths import bf16_pays
 from deploy.layout import RUNTIME_FILES, WEIGHTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +80,7 @@ def measure(folder: Path, texts: list[str], label_ids: list[int], max_length: in
     source = workdir / "texts.jsonl"
     source.write_text("".join(json.dumps({"text": text}) + "\n" for text in texts))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "true"}
-    if "pipeline" in rows and bf16_pays():
+    if "pipeline" in rows and cpu_bf16_faster():
         rows = ("pipeline", "pipeline-bf16", *rows[1:])
     found = {}
     for row in rows:

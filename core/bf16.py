@@ -11,7 +11,7 @@ import time
 import torch
 
 
-def shortest(run, repeats: int) -> float:
+def shortest(run, repeats: int = 2) -> float:
     """The shortest of `repeats` timed calls of `run`, after one that warms it up."""
     run()
     timings = []

@@ -33,10 +33,8 @@ def teacher_digest(teacher_dir: str) -> str:
     digest = hashlib.sha256()
     folder = Path(teacher_dir)
     for path in sorted({p for pattern in WEIGHT_FILES for p in folder.glob(pattern)}):
-        digest.update(path.name.encode())
         with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                digest.update(block)
+            digest.update(path.name.encode() + hashlib.file_digest(f, "sha256").digest())
     return digest.hexdigest()
 
 

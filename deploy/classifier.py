@@ -25,7 +25,7 @@ from deploy.layout import (
     trained_max_length,
     weights_digest,
 )
-from deploy.runtimes import OrtRuntime, TorchRuntime, require
+from deploy.runtimes import RUNTIMES, OrtRuntime, TorchRuntime, require
 from deploy.streaming import Predictor, softmax
 from deploy.threads import cpu_threads, tokenizer_threads
 
@@ -57,7 +57,7 @@ class ExportFiles:
 def export_files(model: str | Path, runtime: str, max_length: int | None) -> ExportFiles:
     """The files of an export folder for `runtime`, with the tokens per text: `max_length`, else
     the length the export was trained at (one line says which and where it comes from)."""
-    check("runtime", runtime, runtime in ("torch", "onnx", "onnx-int8"), "torch, onnx or onnx-int8")
+    check("runtime", runtime, runtime in RUNTIMES, " or ".join(RUNTIMES))
     at_least("max_length", max_length, 3, optional=True)
     folder = Path(model).expanduser()
     labels = classifier_labels(folder)

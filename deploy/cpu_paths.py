@@ -14,7 +14,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from core.bf16 import cpu_bf16_faster, shortest
+from core.bf16 import cpu_bf16_faster as bf16_pays  # names the tests replace
+from core.bf16 import shortest as seconds
 from core.pretrained import first_line
 from deploy.onednn import onednn_linears
 from deploy.streaming import softmax
@@ -24,11 +25,6 @@ PLAIN = "fp32 (MKL)"
 PROBE_TEXTS = 8  # texts of the first chunk's median length each path runs
 MARGIN = 0.05  # how much faster than MKL another path must be to be taken
 BF16_TOLERANCE = 0.01  # largest gap of any probability to fp32's for bf16 to be used
-
-
-def seconds(run: Callable[[], object], repeats: int = 2) -> float:
-    """The shortest of `repeats` timed calls of `run`, after one that warms it up."""
-    return shortest(run, repeats)
 
 
 # each path's name and how its model is made from the fp32 model
@@ -41,10 +37,6 @@ def candidates() -> list[str]:
     """The paths worth timing here: bf16 only where the CPU computes it natively."""
     return [name for name in PATHS if name != "bf16" or bf16_pays()]
 
-
-def bf16_pays() -> bool:
-    """Whether this CPU multiplies bf16 matrices faster than fp32 (natively, that is)."""
-    return cpu_bf16_faster()
 
 
 def probe_batch(ids: list[list[int]]) -> list[list[int]]:

@@ -54,11 +54,8 @@ def classifier_labels(folder: Path) -> list[str]:
 def weights_digest(folder: Path) -> str:
     """sha256 of the PyTorch weights, which `checks.json` records: an `onnx/` folder left from
     other weights (a re-export of the run) is then told apart from a current one."""
-    digest = hashlib.sha256()
     with open(folder / WEIGHTS, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def onnx_file(folder: Path, runtime: str) -> Path:

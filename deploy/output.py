@@ -138,8 +138,7 @@ class OutputFile:
                 raise UserError(f"{self.path} row {done} holds another text than row {done} of the "
                                 "input: it holds predictions of another file; choose another --output "
                                 "or --overwrite")
-        if self.end == 0:  # not even its header is whole
-            self.start()
+        if self.end == 0:  # not even its header is whole: the caller starts it anew
             return 0
         with open(self.path, "r+b") as f:
             f.truncate(self.end)
