@@ -1,6 +1,6 @@
 """What the intermediate losses read inside a model during its ordinary forward pass: the output
-of the embeddings and of chosen encoder layers, and the queries and keys of their attention,
-recorded by forward hooks. The packed attention kernels never materialise attention scores, so
+of the embeddings and of chosen encoder layers, and the queries, keys and values of their
+attention, recorded by forward hooks. The packed attention kernels never materialise attention scores, so
 the losses compute them from these, for the mapped layers only, one text at a time."""
 
 from contextlib import contextmanager
@@ -14,27 +14,29 @@ from core.errors import UserError
 from lightning_modules.adapters import body, encoder_layers
 
 EMBEDDINGS = -1  # the key of the embeddings' output among the layers' outputs
-QUERY_KEY = {"query": "key", "q_lin": "k_lin"}  # BERT, MiniLM, TinyBERT; DistilBERT
+PROJECTIONS = {"query": ("key", "value"), "q_lin": ("k_lin", "v_lin")}  # BERT, MiniLM, TinyBERT; DistilBERT
 
 
 @dataclass
 class Recorded:
-    """Outputs by layer index ([rows, tokens, width] each): hidden states, queries, keys."""
+    """Outputs by layer index ([rows, tokens, width] each): hidden states, queries, keys, values."""
 
     hidden: dict[int, torch.Tensor] = field(default_factory=dict)
     queries: dict[int, torch.Tensor] = field(default_factory=dict)
     keys: dict[int, torch.Tensor] = field(default_factory=dict)
+    values: dict[int, torch.Tensor] = field(default_factory=dict)
 
 
-def query_key(layer: nn.Module) -> tuple[nn.Module, nn.Module]:
-    """A layer's query and key projections (their LoRA-wrapped forms where LoRA adapts them)."""
+def projections(layer: nn.Module) -> tuple[nn.Module, nn.Module, nn.Module]:
+    """A layer's query, key and value projections (their LoRA-wrapped forms where LoRA adapts them)."""
     modules = dict(layer.named_modules())
-    for query, key in QUERY_KEY.items():
+    for query, (key, value) in PROJECTIONS.items():
         for name in modules:
             if name.rsplit(".", 1)[-1] == query:
-                return modules[name], modules[name.removesuffix(query) + key]
-    raise UserError(f"the attention-score loss finds no query/key projections ({', '.join(QUERY_KEY)}) in a "
-                    f"{type(layer).__name__}; set --model.distill.attention_weight 0")
+                stem = name.removesuffix(query)
+                return modules[name], modules[stem + key], modules[stem + value]
+    raise UserError(f"the attention losses find no query/key/value projections ({', '.join(PROJECTIONS)}) in "
+                    f"a {type(layer).__name__}; set --model.distill.attention_weight and minilm_weight to 0")
 
 
 def keep(into: dict, index: int):
@@ -44,18 +46,20 @@ def keep(into: dict, index: int):
 
 
 @contextmanager
-def recording(model: nn.Module, layers: list[int], hidden: bool, attention: bool):
-    """While active, `model`'s forward passes fill the `Recorded` it yields for `layers`."""
+def recording(model: nn.Module, hidden: list[int], attention: list[int], values: list[int]):
+    """While active, `model`'s forward passes fill the `Recorded` it yields: the embeddings' and
+    the `hidden` layers' outputs (none without `hidden`), the queries and keys of the `attention`
+    layers, the values of the `values` layers."""
     seen, handles = Recorded(), []
     stack = encoder_layers(model)
     if hidden:
         handles.append(body(model).embeddings.register_forward_hook(keep(seen.hidden, EMBEDDINGS)))
-        handles += [stack[i].register_forward_hook(keep(seen.hidden, i)) for i in layers]
-    if attention:
-        for i in layers:
-            query, key = query_key(stack[i])
-            handles += [query.register_forward_hook(keep(seen.queries, i)),
-                        key.register_forward_hook(keep(seen.keys, i))]
+        handles += [stack[i].register_forward_hook(keep(seen.hidden, i)) for i in hidden]
+    for i in attention:
+        query, key, _ = projections(stack[i])
+        handles += [query.register_forward_hook(keep(seen.queries, i)),
+                    key.register_forward_hook(keep(seen.keys, i))]
+    handles += [projections(stack[i])[2].register_forward_hook(keep(seen.values, i)) for i in values]
     try:
         yield seen
     finally:

@@ -42,3 +42,25 @@ def attention_loss(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> 
     counting once."""
     squares = sum(F.mse_loss(s, t, reduction="sum") for s, t in zip(student, teacher, strict=True))
     return squares / sum(s.numel() for s in student)
+
+
+def relation_kl(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> torch.Tensor:
+    """KL(teacher || student) of paired score tensors [heads, tokens, tokens] taken through a
+    softmax over their last dimension, averaged over every head's token rows of every text."""
+    total = sum(F.kl_div(s.log_softmax(-1), t.log_softmax(-1), log_target=True, reduction="sum")
+                for s, t in zip(student, teacher, strict=True))
+    return total / sum(s.shape[0] * s.shape[1] for s in student)
+
+
+def minilm_loss(student: tuple[list, list, list], teacher: tuple[list, list, list], heads: int
+                ) -> torch.Tensor:
+    """MiniLM's (Wang et al. 2020): the KL of the attention distributions (queries against keys)
+    plus the KL of the value relations (values against values), from each text's queries, keys and
+    values ([tokens, width] each, per model) split into `heads` relation heads of each model's
+    width / heads: neither the widths nor the models' own head counts need to match."""
+    (sq, sk, sv), (tq, tk, tv) = student, teacher
+    attention = relation_kl([attention_scores(q, k, heads) for q, k in zip(sq, sk, strict=True)],
+                            [attention_scores(q, k, heads) for q, k in zip(tq, tk, strict=True)])
+    values = relation_kl([attention_scores(v, v, heads) for v in sv],
+                         [attention_scores(v, v, heads) for v in tv])
+    return attention + values

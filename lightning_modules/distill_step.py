@@ -26,9 +26,10 @@ from lightning_modules.distill_losses import (
     hidden_loss,
     label_loss,
     logit_loss,
+    minilm_loss,
 )
 from lightning_modules.distill_run import stamp
-from lightning_modules.distill_settings import DistillSettings
+from lightning_modules.distill_settings import INTERMEDIATE, DistillSettings
 from lightning_modules.distill_student import layer_map
 from lightning_modules.distill_teacher import Teacher
 
@@ -53,6 +54,13 @@ class Distiller(nn.Module):
                             f"{self.heads} and the teacher {theirs.num_attention_heads}; set "
                             "--model.distill.attention_weight 0")
         widths = (ours.hidden_size, theirs.hidden_size)
+        self.relation_heads = settings.relation_heads or self.heads
+        for who, width in zip(("student", "teacher"), widths):
+            if settings.minilm_weight and width % self.relation_heads:
+                raise UserError(f"the MiniLM loss splits both models' attention into {self.relation_heads} "
+                                f"relation heads, which do not divide the {who}'s width {width}: set "
+                                "--model.distill.relation_heads to a divisor of both widths "
+                                f"({widths[0]} and {widths[1]})")
         self.projection = (nn.Linear(*widths) if settings.hidden_weight and widths[0] != widths[1]
                            else nn.Identity())
         self.teacher_acc = MulticlassAccuracy(num_labels, average="micro")
@@ -70,7 +78,7 @@ class Distiller(nn.Module):
         weights = self.settings.weights()
         if self.settings.intermediate_epochs:
             first = epoch < self.settings.intermediate_epochs
-            weights = {name: w if (name in ("hidden", "attention")) == first else 0.0
+            weights = {name: w if (name in INTERMEDIATE) == first else 0.0
                        for name, w in weights.items()}
         return weights
 
@@ -79,16 +87,15 @@ class Distiller(nn.Module):
         logits are all this step reads."""
         cached = batch.pop("teacher_logits", None)  # where `datamodules.teacher_logits` cached them
         weights = self.weights_at(module.current_epoch)
-        hidden, attention = bool(weights["hidden"]), bool(weights["attention"])
-        with recording(module.model, list(range(self.layers)), hidden, attention) as student:
+        reads = [bool(weights[name]) for name in INTERMEDIATE]
+        with recording(module.model, *self.recorded(list(range(self.layers)), *reads)) as student:
             logits = module.outputs(batch, with_loss=False).logits
         teacher, teacher_logits = None, cached
         needs_logits = weights["logit"] or bool((batch["labels"] == UNLABELLED).any())
-        if hidden or attention or (cached is None and needs_logits):
+        if any(reads) or (cached is None and needs_logits):
             like = next(module.model.parameters())
             start = stamp(like.device)
-            layers = sorted(set(self.teacher_layers))
-            with recording(self.teacher.model, layers, hidden, attention) as teacher:
+            with recording(self.teacher.model, *self.recorded(self.teacher_layers, *reads)) as teacher:
                 teacher_logits = self.teacher.logits(batch, like)
             self.teacher_time = (start, stamp(like.device))
         terms = self.losses(weights, logits, batch, teacher_logits, student, teacher)
@@ -101,6 +108,13 @@ class Distiller(nn.Module):
         module.log("train/loss", loss, prog_bar=True, batch_size=texts)
         return loss
 
+    @staticmethod
+    def recorded(layers: list[int], hidden: bool, attention: bool, minilm: bool) -> tuple[list, list, list]:
+        """`recording`'s layers for a model whose mapped layers are `layers`: all of them for the
+        hidden and attention losses, the last one's queries, keys and values for MiniLM's."""
+        mapped, last = sorted(set(layers)), [layers[-1]] if minilm else []
+        return mapped if hidden else [], sorted(set(mapped if attention else []) | set(last)), last
+
     def losses(self, weights: dict, logits: torch.Tensor, batch: dict, teacher_logits, student: Recorded,
                teacher: Recorded | None) -> dict:
         """Each loss whose weight is above 0 this epoch, unweighted."""
@@ -109,7 +123,7 @@ class Distiller(nn.Module):
             terms["label"] = label_loss(logits, batch["labels"], teacher_logits)
         if weights["logit"]:
             terms["logit"] = logit_loss(logits, teacher_logits, self.settings.temperature)
-        spans = text_spans(batch) if weights["hidden"] or weights["attention"] else []
+        spans = text_spans(batch) if any(weights[name] for name in INTERMEDIATE) else []
         if weights["hidden"]:
             pairs = [(EMBEDDINGS, EMBEDDINGS), *enumerate(self.teacher_layers)]
             terms["hidden"] = hidden_loss([real_tokens(student.hidden[j], spans) for j, _ in pairs],
@@ -118,12 +132,21 @@ class Distiller(nn.Module):
         if weights["attention"]:
             terms["attention"] = attention_loss(self.scores(student, range(self.layers), spans),
                                                 self.scores(teacher, self.teacher_layers, spans))
+        if weights["minilm"]:
+            terms["minilm"] = minilm_loss(self.projected(student, self.layers - 1, spans),
+                                          self.projected(teacher, self.teacher_layers[-1], spans),
+                                          self.relation_heads)
         return terms
 
     def scores(self, seen: Recorded, layers, spans: list) -> list[torch.Tensor]:
         """Each text's attention scores in each of `layers`, in that order."""
         return [attention_scores(query, key, self.heads) for i in layers
                 for query, key in zip(per_text(seen.queries[i], spans), per_text(seen.keys[i], spans))]
+
+    @staticmethod
+    def projected(seen: Recorded, layer: int, spans: list) -> tuple[list, list, list]:
+        """Each text's queries, keys and values in `layer`."""
+        return tuple(per_text(states[layer], spans) for states in (seen.queries, seen.keys, seen.values))
 
     def compare(self, module: LightningModule, batch: dict, logits: torch.Tensor) -> None:
         """On test: the teacher's accuracy on the same texts, and how often the student agrees with it."""

@@ -1,6 +1,6 @@
 """Every bad input of a distillation stops the real CLI with one `error:` line naming it, before any
 training: the teacher (missing, no model, no classifier, other labels, other vocabulary), the
-options (weights, layer map, kept layers, heads, stages) and unlabelled texts."""
+options (weights, layer map, kept layers, heads, relation heads, stages) and unlabelled texts."""
 
 import json
 import shutil
@@ -68,7 +68,14 @@ def cases(tiny_bert: str, teacher: str, tmp: Path) -> dict:
             "--model.distill.layer_map=[0, 1, 1] has 3 entries: expected one per student layer, 2"),
         "layer map that nothing reads": lambda: (
             distil("--model.distill.layer_map", "[0, 1]"),
-            "--model.distill.layer_map=[0, 1] is read by the hidden and attention losses only"),
+            "--model.distill.layer_map=[0, 1] is read by the hidden, attention and MiniLM losses only"),
+        "relation heads that divide no width": lambda: (
+            distil("--model.distill.minilm_weight", "1", "--model.distill.relation_heads", "3"),
+            "the MiniLM loss splits both models' attention into 3 relation heads, which do not divide the "
+            "student's width 64"),
+        "relation heads that nothing reads": lambda: (
+            distil("--model.distill.relation_heads", "4"),
+            "--model.distill.relation_heads=4 is read by the MiniLM loss only, and minilm_weight is 0"),
         "kept layers out of range": lambda: (
             distil("--model.keep_layers", "[1, 2]"),
             "--model.keep_layers=[1, 2]: layer 2 is out of range: this backbone has 2 encoder layers, 0-1"),

@@ -42,9 +42,11 @@ def fit(setting: dict, name: str, *extra: str):
 
 
 def test_a_distilled_fit_learns_and_exports_the_student_naming_its_teacher(setting, tiny_distilbert):
-    """A DistilBERT student, 64 wide, of a 52-wide BERT teacher: every loss, with unlabelled rows."""
+    """A DistilBERT student, 64 wide, of a 52-wide BERT teacher: every loss, with unlabelled rows;
+    the teacher's weights are what its folder holds after the fit, and no optimizer holds them."""
     cli = fit(setting, "every-loss", "--model.backbone", tiny_distilbert,
               "--model.distill.hidden_weight", "1", "--model.distill.attention_weight", "1",
+              "--model.distill.minilm_weight", "1",
               "--data.limit_train_samples", "64", "--data.unlabelled", "unused",
               "--data.limit_unlabelled_samples", "32",
               "--data.batch_size", "8", "--model.learning_rate", "3e-3", "--trainer.max_epochs", "2")
@@ -60,8 +62,16 @@ def test_a_distilled_fit_learns_and_exports_the_student_naming_its_teacher(setti
     assert results["test/agreement"] >= 0.9
     shares = [share for _, share in scalars(events, "distill/teacher_share")]
     assert shares and all(0 < share < 1 for share in shares)
-    for term in ("label", "logit", "hidden", "attention"):
+    for term in ("label", "logit", "hidden", "attention", "minilm"):
         assert scalars(events, f"distill/{term}"), term
+    minilm = [loss for _, loss in scalars(events, "distill/minilm")]
+    assert sum(minilm[-3:]) < 0.8 * sum(minilm[:3]), minilm
+    teacher = cli.model.distiller.teacher.model
+    on_disk = AutoModelForSequenceClassification.from_pretrained(Path(setting["teacher"]) / "hf_model")
+    for name, weight in on_disk.state_dict().items():
+        assert torch.equal(teacher.state_dict()[name], weight), name
+    trained = {id(p) for group in cli.trainer.optimizers[0].param_groups for p in group["params"]}
+    assert not trained & {id(p) for p in teacher.parameters()}
     saved = checkpoint_weights(run / "checkpoints" / "last.ckpt")
     assert saved["distiller.projection.weight"].shape == (52, 64)
     assert not [key for key in saved if "teacher" in key]
@@ -74,6 +84,7 @@ def test_a_distilled_fit_learns_and_exports_the_student_naming_its_teacher(setti
     card = (run / "hf_model" / "README.md").read_text()
     assert f"distilled from the teacher `{setting['teacher']}`" in card
     assert "hidden-state MSE (weight 1)" in card and "attention-score MSE (weight 1)" in card
+    assert "MiniLM's attention and value-relation KL (weight 1)" in card
     assert "the teacher's accuracy is 1.0000" in card and "- distillation" in card
 
 

@@ -36,16 +36,45 @@ def test_a_student_cut_from_the_teacher_is_its_chosen_layers(teacher):
                                rtol=0, atol=0)
 
 
-def test_the_teacher_is_no_part_of_the_students_weights_or_checkpoints(teacher, tiny_distilbert):
+def test_the_teacher_never_trains_and_follows_the_students_dtype(teacher, tiny_distilbert):
+    """Its weights take no gradient from a step, it stays in eval mode (no dropout: the same
+    logits every time) when Lightning puts the student in train mode, and a student in float64
+    runs it in float64; only the student and the projection are trained and saved."""
     student = SequenceClassifier(tiny_distilbert, LABELS, teacher=teacher,
                                  distill=DistillSettings(hidden_weight=1.0))
     model_weights = {f"model.{n}" for n, _ in student.model.named_parameters()}
     assert set(student.trainable_state_keys()) == model_weights | {
         "distiller.projection.weight", "distiller.projection.bias"}  # 64 wide to the teacher's 52
-    assert student.distiller.projection.weight.shape == (52, 64)
-    assert not any(key.startswith("distiller.teacher") for key in student.state_dict())
-    student.train()
-    assert not student.distiller.teacher.model.training
+    student.train().double()
+    student.log = student.log_dict = lambda *args, **kwargs: None  # no Trainer to log to
+    _, packed = padded_and_packed()
+    student.training_step(dict(packed), 0).backward()
+    distiller = student.distiller
+    assert all(p.grad is None for p in distiller.teacher.model.parameters())
+    assert distiller.projection.weight.grad is not None
+    assert not distiller.teacher.model.training
+    first = distiller.teacher.logits(packed, next(student.parameters()))
+    assert first.dtype == torch.float64
+    torch.testing.assert_close(distiller.teacher.logits(packed, next(student.parameters())), first,
+                               rtol=0, atol=0)
+
+
+def test_the_intermediate_losses_are_the_same_on_packed_and_padded_batches(teacher, tiny_distilbert):
+    """Packing puts several texts in a row; the losses read each text's own tokens either way."""
+    settings = DistillSettings(hidden_weight=1.0, attention_weight=1.0, minilm_weight=1.0)
+    student = SequenceClassifier(tiny_distilbert, LABELS, teacher=teacher, distill=settings).eval()
+    padded, packed = padded_and_packed()
+    terms = []
+    for batch in (padded, packed):
+        logged = {}
+        student.log = lambda *args, **kwargs: None
+        student.log_dict = lambda values, **kwargs: logged.update({k: v.item() for k, v in values.items()})
+        with torch.no_grad():
+            student.training_step(dict(batch), 0)
+        terms.append(logged)
+    assert set(terms[0]) == {f"distill/{n}" for n in ("label", "logit", "hidden", "attention", "minilm")}
+    for name, value in terms[0].items():
+        assert terms[1][name] == pytest.approx(value, rel=1e-5), name
 
 
 def test_the_layer_map_is_uniform_by_default_and_ends_on_the_last_layer():
@@ -57,11 +86,12 @@ def test_the_layer_map_is_uniform_by_default_and_ends_on_the_last_layer():
 
 def test_two_stages_learn_the_intermediate_losses_first_then_the_logits(teacher, tiny_bert):
     settings = DistillSettings(label_weight=1.0, logit_weight=0.5, hidden_weight=2.0, attention_weight=3.0,
-                               intermediate_epochs=2)
+                               minilm_weight=4.0, intermediate_epochs=2)
     distiller = SequenceClassifier(tiny_bert, LABELS, teacher=teacher, distill=settings).distiller
-    first = {"label": 0.0, "logit": 0.0, "hidden": 2.0, "attention": 3.0}
+    first = {"label": 0.0, "logit": 0.0, "hidden": 2.0, "attention": 3.0, "minilm": 4.0}
     assert distiller.weights_at(0) == distiller.weights_at(1) == first
-    assert distiller.weights_at(2) == {"label": 1.0, "logit": 0.5, "hidden": 0.0, "attention": 0.0}
+    assert distiller.weights_at(2) == {"label": 1.0, "logit": 0.5, "hidden": 0.0, "attention": 0.0,
+                                       "minilm": 0.0}
     assert distiller.teacher_layers == [1, 3]  # tiny_bert's 2 layers of the teacher's 4
 
 
