@@ -53,7 +53,10 @@ class CLI(LightningCLI):
             resume_in_run_folder(config)
         if self.subcommand == "fit" and config.push_to_hub:
             check_hub_push(config.push_to_hub)
-        fall_back_to_cpu(config.trainer)
+        model, data = config.model.init_args, config.data.init_args
+        fall_back_to_cpu(config.trainer, model.get("backbone"),
+                         data.get("max_length") or data.get("block_size") or 512,
+                         model.get("trust_remote_code", False))
         drop_callbacks_switched_off(config.trainer, self.subcommand)
         follow_task_monitor(config)
         check_trainer_options(config.trainer)

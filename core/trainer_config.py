@@ -5,14 +5,16 @@ import torch
 from jsonargparse import Namespace
 from lightning.pytorch.utilities import rank_zero_warn
 
-from core.bf16 import cpu_bf16_faster
+from core.cpu_precision import cpu_precision
 from core.errors import at_least, check
 
 
-def fall_back_to_cpu(trainer: Namespace) -> None:
+def fall_back_to_cpu(trainer: Namespace, backbone: str | None, length: int,
+                     trust_remote_code: bool = False) -> None:
     """Where CUDA is absent, run a GPU config on the CPU with one warning instead of failing;
-    on the CPU, float16 mixed precision becomes bfloat16 mixed precision where the CPU computes
-    bfloat16 natively (AVX-512 BF16 or AMX, as measured: `core.bf16`), else 32-true."""
+    on the CPU, float16 mixed precision becomes bf16-mixed where this CPU steps the backbone at
+    `length` tokens faster in it (measured: `core.cpu_precision`), else 32-true. A precision
+    given as anything but 16-bit is obeyed."""
     changed = []
     if trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         trainer.accelerator = "cpu"
@@ -27,18 +29,13 @@ def fall_back_to_cpu(trainer: Namespace) -> None:
             changed.append("strategy=auto")
     on_cpu = trainer.accelerator == "cpu" or not torch.cuda.is_available()
     if on_cpu and str(trainer.precision) in ("16-mixed", "16", "16-true"):
-        native = cpu_has_native_bfloat16()
-        trainer.precision = "bf16-mixed" if native else "32-true"
-        changed.append(f"precision={trainer.precision} (this CPU "
-                       f"{'computes' if native else 'has no'} native bfloat16)")
+        if backbone is None or not torch.backends.mkldnn.is_available():
+            trainer.precision, why = "32-true", "no oneDNN bf16 kernels to measure"
+        else:
+            trainer.precision, why = cpu_precision(backbone, length, trust_remote_code)
+        changed.append(f"precision={trainer.precision} ({why})")
     if changed:
         rank_zero_warn(f"no CUDA device in use: running with {', '.join(changed)}")
-
-
-def cpu_has_native_bfloat16() -> bool:
-    """AVX-512 BF16 or AMX: bfloat16 matrix products faster than float32's, measured on this CPU
-    (`core.bf16`: oneDNN's own flag says yes on CPUs that emulate bf16, several times slower)."""
-    return torch.backends.mkldnn.is_available() and cpu_bf16_faster()
 
 
 def check_trainer_options(trainer: Namespace) -> None:

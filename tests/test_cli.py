@@ -3,6 +3,7 @@ writes in the real formats (no ../shared needed), every overlay runs on a machin
 (the GPU overlays fall back; tests/test_scale.py runs the DDP overlay itself); and a run's
 export reloads to its best checkpoint's logits."""
 
+import json
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,7 +16,7 @@ from peft import PeftModel
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
 import train
-from core import bf16
+from core import cpu_precision
 from core.errors import UserError
 from datamodules.synthetic import generate
 from lightning_modules.adapters import body, encoder_layers
@@ -63,19 +64,62 @@ def test_every_config_builds_alone_and_with_lora(config, overlay, tiny_bert, mon
     assert isinstance(cli.model.model, PeftModel) == (overlay == "lora")
 
 
-@pytest.mark.parametrize("bf16_seconds, precision", [(1.0, "bf16-mixed"), (3.0, "32-true")])
-def test_float16_on_the_cpu_becomes_bfloat16_where_the_cpu_multiplies_it_faster_else_32_bit(
-        bf16_seconds, precision, tiny_bert, monkeypatch):
-    """Measured, not read off a flag: oneDNN's flag says yes on CPUs that emulate bf16 (Ice Lake)."""
-    monkeypatch.setattr(bf16, "shortest", lambda run, repeats: bf16_seconds if run().dtype == torch.bfloat16
-                        else 2.0)
-    bf16.cpu_bf16_faster.cache_clear()
+@pytest.mark.parametrize("bf16_matmul, step_ms, precision", [
+    (False, None, "32-true"), (True, (10, 20), "bf16-mixed"), (True, (30, 20), "32-true")])
+def test_float16_on_the_cpu_becomes_the_precision_this_cpu_steps_the_model_faster_in(
+        bf16_matmul, step_ms, precision, tiny_bert, tmp_path, monkeypatch):
+    """Measured, not read off a flag: without native bf16 (oneDNN's flag says yes on Ice Lake) at
+    once, else by a step of the model at the run's length (AMX: faster at 512, slower at 128)."""
+    lengths = []
+
+    def measure(config, length):
+        lengths.append(length)
+        return {"bf16_s": step_ms[0] / 1000, "fp32_s": step_ms[1] / 1000}
+
+    monkeypatch.setattr(cpu_precision, "cpu_bf16_faster", lambda: bf16_matmul)
+    monkeypatch.setattr(cpu_precision, "measure", measure)
+    monkeypatch.setattr(cpu_precision, "CACHE", tmp_path / "cpu_precision.json")
     monkeypatch.setattr(train.CLI, "before_fit", lambda cli: (_ for _ in ()).throw(Built(cli)))
-    with pytest.warns(UserWarning, match=f"precision={precision} \\(this CPU"), pytest.raises(Built) as built:
+    with pytest.warns(UserWarning, match=f"precision={precision} \\("), pytest.raises(Built) as built:
         main(["fit", "--config", QUICKSTART, "--model.backbone", tiny_bert, "--trainer.accelerator", "auto",
-              "--trainer.precision", "16-mixed"])
+              "--trainer.precision", "16-mixed", "--data.max_length", "48"])
     assert built.value.args[0].trainer.precision == precision
-    bf16.cpu_bf16_faster.cache_clear()  # the next asks this CPU again
+    assert lengths == ([48] if bf16_matmul else [])
+
+
+@pytest.mark.parametrize("given", ["bf16-mixed", "32-true"])
+def test_a_precision_given_other_than_16_bit_is_obeyed_on_the_cpu(given, tiny_bert, monkeypatch):
+    monkeypatch.setattr(cpu_precision, "cpu_bf16_faster", lambda: given == "32-true")
+    monkeypatch.setattr(cpu_precision, "measure", lambda config, length: pytest.fail("measured"))
+    monkeypatch.setattr(train.CLI, "before_fit", lambda cli: (_ for _ in ()).throw(Built(cli)))
+    with pytest.raises(Built) as built:
+        main(["fit", "--config", QUICKSTART, "--model.backbone", tiny_bert, "--trainer.accelerator", "cpu",
+              "--trainer.precision", given])
+    assert built.value.args[0].trainer.precision == given
+
+
+def test_the_precision_probe_is_cached_by_what_it_measured(tiny_bert, tiny_distilbert, tmp_path, monkeypatch):
+    """Measured once per architecture and length on this CPU; the run's random streams untouched."""
+    measured = []
+    real = cpu_precision.measure
+
+    def counted(config, length):
+        measured.append((config.model_type, length))
+        return real(config, length)
+
+    monkeypatch.setattr(cpu_precision, "cpu_bf16_faster", lambda: True)
+    monkeypatch.setattr(cpu_precision, "measure", counted)
+    cache = tmp_path / "probe.json"
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    for backbone, length in ((tiny_bert, 16), (tiny_bert, 16), (tiny_bert, 32), (tiny_distilbert, 16)):
+        precision, why = cpu_precision.cpu_precision(backbone, length, cache=cache)
+        assert precision in ("bf16-mixed", "32-true") and f"at {length} tokens took" in why
+    assert torch.equal(torch.rand(3), expected)
+    assert measured == [("bert", 16), ("bert", 32), ("distilbert", 16)]
+    assert len(json.loads(cache.read_text())) == 3
+    assert "measured earlier" in cpu_precision.cpu_precision(tiny_bert, 32, cache=cache)[1]
 
 
 def aclimdb(folder: Path) -> str:
