@@ -16,6 +16,8 @@ import transformers
 import yaml
 from lightning.pytorch.cli import instantiate_class
 
+from core.cpu_precision import cpu_name  # noqa: F401  (the benchmarks name the CPU in every table)
+
 RESULTS = Path("benchmarks/results")
 DEFAULTS = Path(__file__).resolve().parents[1] / "configs" / "defaults.yaml"
 
@@ -84,6 +86,10 @@ def machine(where: torch.device | None = None) -> str:
     if where.type == "cuda":
         return torch.cuda.get_device_name(where)
     return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def layers_of(model_dir: str | Path) -> int:
+    return json.loads((Path(model_dir) / "config.json").read_text())["num_hidden_layers"]
 
 
 def table(header: list[str], rows: list[list]) -> str:

@@ -23,12 +23,10 @@ import os
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 
-import platform
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-from benchmarks.common import RESULTS, parser, table, write_report
-from benchmarks.distill_runs import layers_of
+from benchmarks.common import RESULTS, cpu_name, layers_of, parser, table, write_report
 from benchmarks.inference_measure import measure
 from core.console import quiet_console
 from core.errors import exit_on_user_error
@@ -81,14 +79,6 @@ def export_of(name: str, fit: list[str], retrain: bool) -> Path:
         return found[-1].parents[1]
     cli = train(fit)
     return Path(cli.trainer.log_dir) / "hf_model"
-
-
-def cpu_name() -> str:
-    """The CPU's model name, as lscpu gives it."""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def print_table(case: str, found: dict) -> None:

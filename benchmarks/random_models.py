@@ -22,6 +22,9 @@ CONFIGS = {
     "tiny": partial(BertConfig, hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
                     intermediate_size=512),
     "tiny-distilbert": partial(DistilBertConfig, dim=128, n_layers=2, n_heads=2, hidden_dim=512),
+    # a student of another width and head count than MiniLM's 384 and 12 (distillation benchmark)
+    "narrow": partial(BertConfig, hidden_size=256, num_hidden_layers=2, num_attention_heads=4,
+                      intermediate_size=1024),
 }
 
 
