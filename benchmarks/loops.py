@@ -145,6 +145,7 @@ def run_project_no_attention_dropout(args, model_dir: str, dm: TextClassificatio
 
 
 def run_hf_trainer(args, model_dir: str, dm: TextClassificationDataModule, meter: Meter):
+    """HF Trainer in the run's precision (`--precision`; `bf16=True` for bf16-mixed)."""
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=dm.num_labels)
     meter.attach(model)
     r = recipe(args)
@@ -219,11 +220,17 @@ def test_accuracy(model: torch.nn.Module, dm: TextClassificationDataModule, args
     return correct / len(dm.splits["test"])
 
 
+# The precision each setup trains in where the benchmark's --precision is `auto` (on the CPU): HF
+# Trainer in both of its settings, so that the project is compared with the faster one on the CPU
+# at hand; the project in what a run of train.py would pick (`core.cpu_precision`).
+FIXED_PRECISION = {"hf_trainer": "32", "hf_trainer_bf16": "bf16-mixed", "naive": "32"}
+
 SETUPS = {
     "project": (run_project, "this project: Lightning fit, packed batches"),
     "project_padded": (run_project_padded, "this project, padded batches (--data.packing false)"),
     "project_no_attention_dropout": (run_project_no_attention_dropout,
                                      "this project, packed, no attention dropout (torch's CUDA kernel)"),
     "hf_trainer": (run_hf_trainer, "HF Trainer, dynamic padding"),
+    "hf_trainer_bf16": (run_hf_trainer, "HF Trainer, dynamic padding, bf16=True"),
     "naive": (run_naive, "naive loop, padded to max_length"),
 }

@@ -27,15 +27,17 @@ import os
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the loaders fork worker processes
 
 import gc
+from argparse import Namespace
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from benchmarks.common import RESULTS, Timer, device, machine, parser, table, write_report
-from benchmarks.loops import SETUPS, Meter, test_accuracy
+from benchmarks.common import RESULTS, Timer, cpu_name, device, machine, parser, table, write_report
+from benchmarks.loops import FIXED_PRECISION, SETUPS, Meter, test_accuracy
 from benchmarks.random_models import CONFIGS, body_shape, save_model
+from core.cpu_precision import cpu_precision
 from core.errors import exit_on_user_error
 from datamodules.ag_news import AGNewsDataModule
 from datamodules.classification import TextClassificationDataModule
@@ -59,14 +61,14 @@ def peak_tflops(device: torch.device, precision: str) -> float | None:
     return None
 
 
-def summarize(name: str, meter: Meter, run_s: float, accuracy: float,
+def summarize(name: str, precision: str, meter: Meter, run_s: float, accuracy: float,
               flops_shape: tuple[int, int, int], peak: float | None, device: torch.device) -> dict:
     """Speed over the whole run (model set-up, warm-up and compilation included)."""
     params, layers, width = flops_shape
     real, squares = int(meter.real_tokens), int(meter.real_squares)
     flops = 6 * params * real + 12 * layers * width * squares
     return {
-        "setup": name, "description": SETUPS[name][1], "samples": meter.samples,
+        "setup": name, "description": SETUPS[name][1], "precision": precision, "samples": meter.samples,
         "real_tokens": real, "padded_tokens": meter.padded_tokens,
         "padding_fraction": round(1 - real / meter.padded_tokens, 4),
         "epoch_s": [round(s, 2) for s in meter.epoch_s], "seconds": round(run_s, 2),
@@ -81,19 +83,21 @@ def summarize(name: str, meter: Meter, run_s: float, accuracy: float,
 
 
 def print_table(results: list[dict]) -> None:
-    base = next((r for r in results if r["setup"] == "hf_trainer"), None)
+    """Each setup against HF Trainer's faster setting among those measured."""
+    rate = {r["setup"]: r["samples"] / r["seconds"] for r in results}  # unrounded: coarse on a CPU
+    base = max((rate[r["setup"]] for r in results if r["setup"].startswith("hf_trainer")), default=None)
     rows = []
     for r in results:
-        # from the unrounded rates: samples/s is printed to one decimal, which is coarse on a CPU
-        ratio = f"{(r['samples'] / r['seconds']) / (base['samples'] / base['seconds']):.2f}x" if base else "-"
+        ratio = f"{rate[r['setup']] / base:.2f}x" if base else "-"
         mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "-"
         memory = f"{r['peak_memory_gib']} GiB" if r["peak_memory_gib"] is not None else "-"
         epochs = " / ".join(f"{s:.1f}" for s in r["epoch_s"])
-        rows.append([r["description"], f"{r['samples_per_s']:.1f}", ratio, f"{r['test_accuracy']:.3f}",
-                     f"{r['real_tokens_per_s']:,}", f"{100 * r['padding_fraction']:.1f}%", mfu, memory,
+        rows.append([r["description"], r["precision"], f"{r['samples_per_s']:.1f}", ratio,
+                     f"{r['test_accuracy']:.3f}", f"{r['real_tokens_per_s']:,}",
+                     f"{100 * r['padding_fraction']:.1f}%", mfu, memory,
                      f"{r['seconds']:.1f} s", f"{epochs} s"])
-    print(table(["setup", "samples/s", "vs HF Trainer", "test acc", "real tokens/s", "padding", "MFU",
-                 "peak memory", "whole run", "epochs"], rows))
+    print(table(["setup", "precision", "samples/s", "vs HF Trainer's faster", "test acc", "real tokens/s",
+                 "padding", "MFU", "peak memory", "whole run", "epochs"], rows))
 
 
 def parse_args():
@@ -103,7 +107,9 @@ def parse_args():
     options.add_argument("--arch", choices=["minilm", *CONFIGS], default="minilm",
                          help="minilm: the bundled pretrained model; others: random weights")
     options.add_argument("--precision", default=None,
-                         help="16-mixed, bf16-mixed or 32; default 16-mixed on a GPU, 32 on the CPU")
+                         help="16-mixed, bf16-mixed or 32 for every setup; default 16-mixed on a GPU, and "
+                              "auto on the CPU: HF Trainer in fp32 and bf16=True, the project in what "
+                              "train.py picks on this CPU")
     options.add_argument("--epochs", type=int, default=1)
     options.add_argument("--limit", type=int, default=None, help="training reviews (default: all)")
     options.add_argument("--test_samples", type=int, default=1000, help="held-out test reviews scored")
@@ -111,7 +117,7 @@ def parse_args():
     options.add_argument("--packed_length_multiple", type=int, default=None,
                          help="the project's rounding of packed rows (--data.packed_length_multiple; "
                               "default: 256 with --compile, else none)")
-    options.add_argument("--setups", default="project,hf_trainer,naive")
+    options.add_argument("--setups", default="project,hf_trainer,hf_trainer_bf16,naive")
     options.add_argument("--num_workers", type=int, default=2)
     options.add_argument("--learning_rate", type=float, default=5e-5)
     options.add_argument("--cache_dir", default=".cache/tokenized")
@@ -122,9 +128,21 @@ def parse_args():
     return args
 
 
+def setup_precision(name: str, args, model_dir: str) -> str:
+    """The precision setup `name` trains in (see `loops.FIXED_PRECISION`)."""
+    if args.precision != "auto":
+        return args.precision
+    if name in FIXED_PRECISION:
+        return FIXED_PRECISION[name]
+    chosen, why = cpu_precision(model_dir, args.max_length)
+    print(f"{name}: {chosen} ({why})", flush=True)
+    return "32" if chosen == "32-true" else chosen
+
+
 def run_setup(name: str, args, model_dir: str, dm: TextClassificationDataModule,
-              where: torch.device) -> tuple[Meter, float, float]:
-    """(what the loop was fed, its whole-run seconds, its test accuracy)."""
+              where: torch.device) -> tuple[str, Meter, float, float]:
+    """(its precision, what the loop was fed, its whole-run seconds, its test accuracy)."""
+    args = Namespace(**{**vars(args), "precision": setup_precision(name, args, model_dir)})
     torch.manual_seed(args.seed)
     if where.type == "cuda":
         torch.cuda.reset_peak_memory_stats(where)
@@ -138,13 +156,13 @@ def run_setup(name: str, args, model_dir: str, dm: TextClassificationDataModule,
     gc.collect()
     if where.type == "cuda":
         torch.cuda.empty_cache()
-    return meter, run.seconds, accuracy
+    return args.precision, meter, run.seconds, accuracy
 
 
 def main() -> None:
     args = parse_args()
     where = device()
-    args.precision = args.precision or ("16-mixed" if where.type == "cuda" else "32")
+    args.precision = args.precision or ("16-mixed" if where.type == "cuda" else "auto")
     peak = peak_tflops(where, args.precision)
     with TemporaryDirectory() as tmp:
         # every model here has MiniLM's tokenizer (benchmarks.random_models)
@@ -165,7 +183,8 @@ def main() -> None:
     weights = "pretrained" if args.arch == "minilm" else "random weights"
     print(f"\n{args.arch} ({weights}), {args.dataset}: {len(dm.splits['train']):,} training texts, "
           f"{len(dm.splits['test']):,} test texts, max_length {args.max_length}, batch "
-          f"{args.batch_size}, precision {args.precision}, {args.epochs} epoch(s), on {machine(where)}\n")
+          f"{args.batch_size}, precision {args.precision}, {args.epochs} epoch(s), on {machine(where)}"
+          f"{'' if where.type == 'cuda' else f' ({cpu_name()})'}\n")
     print_table(results)
     name = f"throughput-{args.dataset}-{args.max_length}-{args.arch}-{where.type}.json"
     write_report(args.out or RESULTS / name, {
