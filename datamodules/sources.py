@@ -36,18 +36,21 @@ def load_local(data_dir: str) -> DatasetDict:
     return read_split_files(files)
 
 
+LOCAL_COPY = "to read a local copy instead, pass --data.data_dir <folder> (its layouts: docs/data.md)"
+
+
 def load_hub(dataset: str) -> DatasetDict:
-    """A dataset from the Hugging Face hub, or its cached copy when HF_HUB_OFFLINE=1."""
+    """A dataset from the Hugging Face hub, or its cached copy when HF_HUB_OFFLINE=1; where neither
+    loads, the one line says how to point the run at a local copy."""
     if not datasets.config.HF_HUB_OFFLINE and not hub_reachable():
-        raise UserError(
-            f"cannot load dataset '{dataset}': the Hugging Face hub is unreachable; set "
-            "HF_HUB_OFFLINE=1 to use a cached copy, or pass local files with --data.data_dir"
-        )
+        raise UserError(f"cannot load dataset '{dataset}': the Hugging Face hub is unreachable; set "
+                        f"HF_HUB_OFFLINE=1 to use a cached copy, or {LOCAL_COPY}")
     try:
         splits = datasets.load_dataset(dataset)
         return DatasetDict({SPLIT_NAMES.get(name, name): ds for name, ds in splits.items()})
     except (ConnectionError, FileNotFoundError, datasets.exceptions.DatasetNotFoundError) as err:
-        raise UserError(f"cannot load dataset '{dataset}': {str(err).splitlines()[0]}") from None
+        reason = str(err).splitlines()[0]
+        raise UserError(f"cannot load dataset '{dataset}': {reason}; {LOCAL_COPY}") from None
 
 
 def load_source(dataset: str | None, data_dir: str | None) -> DatasetDict:

@@ -102,3 +102,21 @@ def test_a_number_after_the_first_10_mb_of_json_leaves_every_text_as_written(tmp
     write_jsonl(tmp_path / "train.jsonl", [{"text": "x" * (1 << 20)}] * 11 + [{"text": "last"}, {"text": 5}])
     texts = cells.joined_texts(readers.read_dataset(tmp_path / "train.jsonl"), ["text"], "train")
     assert texts[-2:] == ["last", "5"]
+
+
+@pytest.mark.parametrize("reachable", [False, True])
+def test_a_dataset_the_hub_cannot_give_says_how_to_read_a_local_copy(reachable, monkeypatch):
+    """Offline, or with the hub's own error (a proxy lets the probe through): either way the one
+    line names --data.data_dir, which the documented hub commands need here."""
+    def unreachable(name):
+        raise ConnectionError("Couldn't reach 'stanfordnlp/imdb' on the Hub (LocalEntryNotFoundError)")
+
+    monkeypatch.setattr(sources.datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(sources, "hub_reachable", lambda: reachable)
+    monkeypatch.setattr(sources.datasets, "load_dataset", unreachable)
+    with pytest.raises(UserError) as err:
+        sources.load_source("stanfordnlp/imdb", None)
+    message = str(err.value)
+    assert message.startswith("cannot load dataset 'stanfordnlp/imdb': ")
+    assert "pass --data.data_dir <folder> (its layouts: docs/data.md)" in message
+    assert ("Couldn't reach" in message) == reachable
