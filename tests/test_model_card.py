@@ -51,6 +51,7 @@ def test_a_classification_card_holds_the_runs_own_results(trained_runs):
     assert [row[3] for row in rows] == [f"{loss:.4f}" for _, loss in validations]
     assert [row[4] for row in rows] == [f"{acc:.4f}" for _, acc in scalars(run_events(run), "val/acc")]
     assert "- learning_rate: 0.001" in found.text and "- train_batch_size: 16" in found.text
+    assert "- eval_batch_size: 32" in found.text  # the loaders' own: twice the training batch
     assert "betas=(0.9, 0.999)" in found.text and "weight decay 0.01 and 0" in found.text
     assert f"pipeline(\"text-classification\", model=\"{run / 'hf_model'}\")" in found.text
     assert "- transformers: " in found.text
