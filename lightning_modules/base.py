@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from lightning import LightningModule
 from torch import nn
+from torch._inductor.runtime.cache_dir_utils import default_cache_dir
 from torchmetrics import Metric
 
 from core.errors import UserError, at_least, check, some
@@ -35,6 +36,14 @@ def check_training_options(learning_rate: float, weight_decay: float, warmup_rat
     at_least("--model.freeze_layers", freeze_layers, 0)
 
 
+def use_compile_cache() -> None:
+    """Inductor's kernels in `COMPILE_CACHE` unless the user named a folder: importing Lightning
+    already set $TORCHINDUCTOR_CACHE_DIR to torch's default (/tmp/torchinductor_<user>), so that
+    value counts as unset."""
+    if os.environ.get("TORCHINDUCTOR_CACHE_DIR", default_cache_dir()) == default_cache_dir():
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(COMPILE_CACHE).resolve())
+
+
 class EncoderModule(LightningModule):
     """Base for SequenceClassifier and MaskedLanguageModel; subclasses set `self.model`.
 
@@ -53,7 +62,7 @@ class EncoderModule(LightningModule):
         compiled kernels are cached in `.cache/torch_compile` (or $TORCHINDUCTOR_CACHE_DIR), so a
         second run of the same model starts in seconds."""
         if self.hparams.compile:
-            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(COMPILE_CACHE).resolve()))
+            use_compile_cache()
             for layer in encoder_layers(self.model):
                 layer.compile()
 

@@ -1,5 +1,7 @@
 """The `compile` switch: regional torch.compile of the encoder layers, same training, same checkpoints."""
 
+import os
+
 import pytest
 import torch
 from lightning import Callback, Trainer, seed_everything
@@ -55,3 +57,17 @@ def test_compiled_layers_train_like_eager_ones_and_keep_their_weight_names(no_dr
         assert got.keys() == want.keys() and want
         for name, value in want.items():
             torch.testing.assert_close(got[name], value, rtol=1e-4, atol=1e-6, msg=f"step {step}: {name}")
+
+
+@pytest.mark.parametrize("named", [None, "mine"])
+def test_compiled_kernels_are_cached_in_the_project_unless_the_user_names_a_folder(named, tiny_bert, tmp_path,
+                                                                                   monkeypatch):
+    """Importing Lightning sets $TORCHINDUCTOR_CACHE_DIR to torch's default in /tmp, so a default
+    that only fills the variable when unset never applied."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / named) if named else default_cache_dir())
+    SequenceClassifier(tiny_bert, ["neg", "pos"], compile=True).configure_model()
+    expected = tmp_path / (named or ".cache/torch_compile")
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(expected)
