@@ -20,6 +20,7 @@ from plugins.export import HFExport
 from plugins.hparams import key_hparams, result_metrics
 from plugins.hub import add_hub_options, check_hub_push
 from plugins.logger import name_run_after_configs, resume_in_run_folder
+from plugins.run_folder import has_run_folder, keep_unlogged_runs_under_logs
 
 ROOT = Path(__file__).resolve().parent
 DEFAULTS = ROOT / "configs" / "defaults.yaml"
@@ -54,6 +55,7 @@ class CLI(LightningCLI):
         if self.subcommand == "fit" and config.push_to_hub:
             check_hub_push(config.push_to_hub)
         model, data = config.model.init_args, config.data.init_args
+        keep_unlogged_runs_under_logs(config.trainer)
         fall_back_to_cpu(config.trainer, model.get("backbone"),
                          data.get("max_length") or data.get("block_size") or 512,
                          model.get("trust_remote_code", False))
@@ -64,7 +66,9 @@ class CLI(LightningCLI):
     def before_fit(self) -> None:
         """The run's hyperparameters go to the logger first, so `hparams.yaml` holds them."""
         self.fit_started = time.perf_counter()
-        if self.trainer.logger is not None:
+        if not has_run_folder(self.trainer):
+            log.info("no logger: checkpoints and the export go to %s", self.trainer.default_root_dir)
+        else:
             log.info("logging to %s (tensorboard --logdir %s)", self.trainer.log_dir,
                      self.trainer.logger.save_dir)
             self.trainer.logger.log_hyperparams({
