@@ -99,6 +99,11 @@ SILENCED = (
            "created fresh. A report with a size mismatch or a conversion error still shows: "
            "transformers' error that follows points to it",
            unless=("MISMATCH", "CONVERSION")),
+    Logged("transformers.modeling_utils", "This checkpoint seem corrupted. The tied weights mapping",
+           "an encoder saved without an MLM head (MiniLM, a sentence-transformers checkpoint) lacks both "
+           "of the head's tied biases, so MLM on it starts the head fresh, as our own warning says; "
+           "transformers calls that checkpoint corrupted, twice. A body weight that is missing is "
+           "refused by core.pretrained"),
     Logged("lightning.pytorch.utilities.rank_zero", "💡 Tip:",
            "Lightning's advertisements for its cloud logger and model registry"),
     TransformersBar("Loading weights", "a bar over a BERT's 100 to 400 tensors, gone in a second; "
