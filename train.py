@@ -50,8 +50,11 @@ class CLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
-        if self.subcommand == "fit" and config.ckpt_path:
+        if config.get("ckpt_path"):  # fit goes on in the run's folder; test, validate, predict log there
             resume_in_run_folder(config)
+        if self.subcommand not in ("fit", None):  # beside the run's own config.yaml, not over it
+            self.save_config_kwargs = {**self.save_config_kwargs,
+                                       "config_filename": f"config-{self.subcommand}.yaml"}
         if self.subcommand == "fit" and config.push_to_hub:
             check_hub_push(config.push_to_hub)
         model, data = config.model.init_args, config.data.init_args

@@ -59,7 +59,9 @@ def newest_last_checkpoint(logger_args: Namespace) -> Path:
 
 def resume_in_run_folder(config: Namespace) -> None:
     """`fit --ckpt_path <run>/checkpoints/last.ckpt` goes on logging into `<run>`, so a resumed
-    run keeps one folder, one set of TensorBoard curves and one checkpoint directory."""
+    run keeps one folder, one set of TensorBoard curves and one checkpoint directory; `test`,
+    `validate` and `predict` with a checkpoint of a run log into that run (and write their
+    predictions there), not into a new version_N."""
     ckpt = Path(config.ckpt_path)
     run_dir = ckpt.parent.parent
     logger = config.trainer.logger

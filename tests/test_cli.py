@@ -249,3 +249,19 @@ def test_validate_in_an_existing_run_folder_reuses_it(trained_runs, tiny_distilb
                 "--trainer.logger.init_args.name", "full", "--trainer.logger.init_args.version", "0",
                 "--ckpt_path", str(copy / "checkpoints" / "last.ckpt")])
     assert Path(cli.trainer.log_dir) == copy and not (copy.parent / "version_1").exists()
+
+
+def test_test_with_a_runs_checkpoint_logs_into_that_run_beside_its_config(trained_runs, tiny_distilbert,
+                                                                          tmp_path, shared_cache):
+    """No new version_N, and the fit's own config.yaml stays as the fit wrote it."""
+    run = Path(trained_runs["full"].trainer.log_dir)
+    copy = tmp_path / "logs" / "full" / "version_0"
+    shutil.copytree(run, copy)
+    fitted = (copy / "config.yaml").read_text()
+    cli = main(["test", "--config", QUICKSTART, "--model.backbone", tiny_distilbert,
+                "--data.num_train", "192", "--data.num_test", "48", "--data.cache_dir", str(shared_cache),
+                "--trainer.logger.init_args.save_dir", str(tmp_path / "other-logs"),
+                "--ckpt_path", str(copy / "checkpoints" / "last.ckpt")])
+    assert Path(cli.trainer.log_dir) == copy and not (tmp_path / "other-logs").exists()
+    assert (copy / "config.yaml").read_text() == fitted
+    assert (copy / "config-test.yaml").is_file()
