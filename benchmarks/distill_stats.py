@@ -41,9 +41,14 @@ def gap_recovered(base: np.ndarray, other: np.ndarray, teacher: np.ndarray) -> f
     return (other.mean() - base.mean()) / gap if gap > 0 else float("nan")
 
 
+# what each recipe adds to: the recipe before it on the ladder, where the student trained it
+BEFORE = {"logits": "labels", "unlabelled": "logits", "tinybert": "unlabelled", "minilm": "unlabelled"}
+
+
 def summary(runs: list[dict], teachers: dict, labels: list[int]) -> list[dict]:
-    """One row per student and recipe: accuracy, gain over the same student's labels-only runs and
-    share of the gap recovered, each with its 95% interval, over the pairs both have."""
+    """One row per student and recipe: accuracy, gain over the same student's labels-only runs,
+    share of the gap recovered, and gain over the recipe before it (`BEFORE`, else labels only),
+    each with its 95% interval, over the pairs both have."""
     truth = np.array(labels)
     rows = []
     for student in dict.fromkeys(r["student"] for r in runs):
@@ -67,6 +72,13 @@ def summary(runs: list[dict], teachers: dict, labels: list[int]) -> list[dict]:
             if recipe != "labels":
                 row["gain"] = bootstrap(gain, [theirs, ours])
                 row["gap_recovered"] = bootstrap(gap_recovered, [theirs, ours, teacher])
+                before = BEFORE[recipe] if any(r["recipe"] == BEFORE[recipe] for r in mine) else "labels"
+                previous = {r["replicate"]: r for r in mine if r["recipe"] == before}
+                shared = [k for k in pairs if k in previous]
+                row["added_to"] = before
+                row["added"] = bootstrap(gain, [
+                    np.stack([correct(previous[k]["predictions"], truth) for k in shared]),
+                    np.stack([correct(done[k]["predictions"], truth) for k in shared])])
             rows.append(row)
     return rows
 
