@@ -6,17 +6,19 @@ per teacher seed; each teacher's students train, once per student seed, with eac
   2-layer student of another width and head count (256 wide, 4 heads), from random weights;
 - labels only; + the teacher's logits; + unlabelled reviews of IMDB's unsup split that the teacher
   labels; + TinyBERT's hidden-state and attention-score losses (cut students); + MiniLM's loss
-  (the student of another width, which the attention-score loss cannot teach).
+  (the student of another width, which the attention-score loss cannot teach), each of the last
+  two in a first stage of its own (one epoch), the labels and logits after it.
 
-Every recipe trains the same number of steps (the labelled reviews alone take as many epochs as
-one epoch with the unlabelled ones), a seed changes the data order and the student's start (and
-the teacher's own, through its seed), and every model predicts the same test reviews. Each
+Every recipe trains `--epochs` epochs over its texts; those that add unlabelled reviews take more
+steps, so each student also trains on the labels alone for as many steps (the equal-steps
+control). A seed changes the data order and the student's start (and the teacher's own, through
+its seed), and every model predicts the same test reviews. Each
 comparison with the labels-only student is paired on those texts and runs, with a 95% bootstrap
 interval; the teacher's pass over the training texts is timed, and prediction throughput is
 measured against the teacher's on the same texts. Every run is this project's own `train.py fit`
 (in this process) with configs/imdb/distilbert.yaml and configs/overlays/distill.yaml.
 
-    python benchmarks/distill.py                # ../shared/data/imdb, 2-core CPU: about 75 minutes
+    python benchmarks/distill.py                # ../shared/data/imdb, 2-core CPU: about 65 minutes
     python benchmarks/distill.py --quick        # dry run on a few dozen reviews, about 3 minutes
     python benchmarks/distill.py --summarise benchmarks/measured/distill-imdb-....json   # the tables again
 """
@@ -38,21 +40,23 @@ from core.console import quiet_console
 from core.errors import UserError, exit_on_user_error
 from lightning_modules.distill_student import uniform_map
 
-PLAN = {"3-layer": ["labels", "logits", "unlabelled", "tinybert"], "2-layer": ["labels", "unlabelled"],
-        "narrow": ["labels", "unlabelled", "minilm"]}
+PLAN = {"3-layer": ["labels", "control", "logits", "unlabelled", "tinybert"],
+        "2-layer": ["labels", "control", "unlabelled"],
+        "narrow": ["labels", "control", "unlabelled", "minilm"]}
 LIVE = ("tinybert", "minilm")  # recipes whose teacher runs on every step (its time is in the fit's)
 NAMES = {"3-layer": "3 of 6 layers, cut", "2-layer": "2 of 6 layers, cut",
          "narrow": "2 layers, 256 wide, 4 heads, random start"}
-QUICK = {"train": 48, "test": 32, "unlabelled": 96, "teachers": 1, "seeds": 2, "teacher_epochs": 1,
-         "max_length": 64, "batch_size": 16}
+QUICK = {"train": 48, "test": 32, "unlabelled": 48, "teachers": 1, "seeds": 2, "teacher_epochs": 1,
+         "epochs": 2, "max_length": 64, "batch_size": 16}
 
 
 def parse_args():
     options = parser(__doc__, None, data_dir="../shared/data/imdb", max_length=128, batch_size=32)
     options.add_argument("--train", type=int, default=1000, help="labelled training reviews")
     options.add_argument("--test", type=int, default=1000, help="test reviews, the same for every model")
-    options.add_argument("--unlabelled", type=int, default=2000,
-                         help="unsup reviews the teacher labels; a multiple of --train (equal steps)")
+    options.add_argument("--unlabelled", type=int, default=1000,
+                         help="unsup reviews the teacher labels; a multiple of --train")
+    options.add_argument("--epochs", type=int, default=3, help="of every student run but the control")
     options.add_argument("--teachers", type=int, default=2, help="teacher seeds")
     options.add_argument("--seeds", type=int, default=1, help="student seeds per teacher")
     options.add_argument("--teacher_epochs", type=int, default=3)
@@ -72,7 +76,7 @@ def parse_args():
         vars(args).update(QUICK)
     if args.unlabelled % args.train:
         raise UserError(f"--unlabelled {args.unlabelled} is not a multiple of --train {args.train}: "
-                        "the recipes would train unequal steps")
+                        "the equal-steps control would need a fraction of an epoch")
     args.out = args.out or str(RESULTS / f"distill-imdb{'-quick' if args.quick else ''}.json")
     return args
 
@@ -93,7 +97,7 @@ def measure(args, report: dict, save) -> None:
     drawn = draw(Path(args.data_dir), workdir, args.train, args.test, args.unlabelled)
     report["test_labels"] = drawn["test_labels"]
     done = {r["name"] for r in report["runs"]}
-    epochs = 1 + args.unlabelled // args.train
+    control_epochs = args.epochs * (1 + args.unlabelled // args.train)
     dm = None
     for t in range(1, args.teachers + 1):
         teacher_dir = workdir / f"teacher{t}"
@@ -115,7 +119,8 @@ def measure(args, report: dict, save) -> None:
                         continue
                     run = fit(args, drawn["data_dir"], workdir, name, seed,
                               *student_args(student, str(teacher_dir), workdir, seed, args),
-                              *recipe_args(recipe, str(teacher_dir), drawn["unlabelled"], epochs))
+                              *recipe_args(recipe, str(teacher_dir), drawn["unlabelled"], args.epochs,
+                                           control_epochs))
                     export = keep_export(run, workdir / f"student-{student}")
                     found = score(export, dm)
                     report["runs"].append({"name": name, "student": student, "recipe": recipe, "teacher": t,
@@ -161,7 +166,9 @@ def print_tables(report: dict) -> None:
     print(f"\n{report['train']:,} labelled reviews, {report['unlabelled']:,} unlabelled, "
           f"{report['test']:,} test, "
           f"{report['max_length']} tokens, batch {report['batch_size']}, {report['precision']}, "
-          f"{rows[0]['steps'] if rows else '-'} steps a student run; {report['teachers_n']} teacher(s) x "
+          f"{report['epochs']} epochs a student run (the control "
+          f"{report['epochs'] * (1 + report['unlabelled'] // report['train'])}); "
+          f"{report['teachers_n']} teacher(s) x "
           f"{report['seeds']} student seed(s) = {', '.join(map(str, sorted(runs)))} paired run(s) a row; "
           f"CPU: {report['cpu']}")
 

@@ -20,10 +20,11 @@ CONFIG = str(ROOT / "configs" / "imdb" / "distilbert.yaml")
 OVERLAY = str(ROOT / "configs" / "overlays" / "distill.yaml")
 RECIPES = {
     "labels": "labels only (no teacher)",
+    "control": "labels only, as many steps as with the unlabelled reviews",
     "logits": "+ teacher's logits (KL, T=2)",
     "unlabelled": "+ logits, + unlabelled reviews the teacher labels",
-    "tinybert": "+ logits, + unlabelled, + hidden-state and attention-score MSE",
-    "minilm": "+ logits, + unlabelled, + MiniLM's attention and value-relation KL",
+    "tinybert": "+ logits, + unlabelled, TinyBERT's stage 1 first (hidden-state and attention-score MSE)",
+    "minilm": "+ logits, + unlabelled, MiniLM's stage 1 first (attention and value-relation KL)",
 }
 
 
@@ -40,19 +41,22 @@ class TeacherPass(logging.Handler):
             self.seconds = round(record.args[1], 1)
 
 
-def recipe_args(recipe: str, teacher: str, unlabelled: str, epochs_labelled: int) -> list[str]:
-    """What a recipe adds to a student's fit: the teacher, the losses, and the epochs that give
-    every recipe the same steps (labelled texts alone take `epochs_labelled` epochs, as many
-    steps as one epoch with the unlabelled texts)."""
-    if recipe == "labels":
-        return ["--trainer.max_epochs", str(epochs_labelled)]
-    distil = ["--config", OVERLAY, "--model.teacher", teacher]
+def recipe_args(recipe: str, teacher: str, unlabelled: str, epochs: int, control_epochs: int) -> list[str]:
+    """What a recipe adds to a student's fit: the teacher, the losses and the texts, each over
+    `epochs` epochs; `control` is labels only for `control_epochs`, as many steps as the recipes
+    with the unlabelled texts take. TinyBERT's and MiniLM's losses train in their own first stage
+    (one epoch), the labels and logits after it, as both papers train them."""
+    if recipe in ("labels", "control"):
+        return ["--trainer.max_epochs", str(epochs if recipe == "labels" else control_epochs)]
+    distil = ["--config", OVERLAY, "--model.teacher", teacher, "--trainer.max_epochs", str(epochs)]
     if recipe == "logits":
-        return [*distil, "--trainer.max_epochs", str(epochs_labelled)]
-    more = {"unlabelled": [], "tinybert": ["--model.distill.hidden_weight", "1",
-                                           "--model.distill.attention_weight", "1"],
-            "minilm": ["--model.distill.minilm_weight", "1"]}[recipe]
-    return [*distil, "--data.unlabelled", unlabelled, "--trainer.max_epochs", "1", *more]
+        return distil
+    stage = ["--model.distill.intermediate_epochs", "1"]
+    more = {"unlabelled": [],
+            "tinybert": [*stage, "--model.distill.hidden_weight", "1",
+                         "--model.distill.attention_weight", "1"],
+            "minilm": [*stage, "--model.distill.minilm_weight", "1"]}[recipe]
+    return [*distil, "--data.unlabelled", unlabelled, *more]
 
 
 def fit(args, data_dir: str, workdir: Path, name: str, seed: int, *extra: str) -> dict:

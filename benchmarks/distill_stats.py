@@ -42,7 +42,9 @@ def gap_recovered(base: np.ndarray, other: np.ndarray, teacher: np.ndarray) -> f
 
 
 # what each recipe adds to: the recipe before it on the ladder, where the student trained it
-BEFORE = {"logits": "labels", "unlabelled": "logits", "tinybert": "unlabelled", "minilm": "unlabelled"}
+# (the texts the teacher labels against the equal-steps control: what they add beyond more steps)
+BEFORE = {"control": "labels", "logits": "labels", "unlabelled": "control", "tinybert": "unlabelled",
+          "minilm": "unlabelled"}
 
 
 def summary(runs: list[dict], teachers: dict, labels: list[int]) -> list[dict]:
