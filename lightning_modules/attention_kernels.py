@@ -121,11 +121,13 @@ def sdpa(query, key, value, attn_mask, dropout: float, scaling):
 
 
 def per_text_sdpa(query, key, value, bounds: list[int], dropout: float, scaling):
-    """Exact attention, one SDPA call per text: [1, H, T, D] in, [T, H, D] out."""
-    outputs = [
-        sdpa(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e], None, dropout, scaling)
-        for s, e in zip(bounds[:-1], bounds[1:]) if e > s
-    ]
+    """Exact attention, one SDPA call per text: [1, H, T, D] in, [T, H, D] out. The texts are
+    taken with one `split`, whose backward joins their gradients in one `cat`: a slice per text
+    made its backward write a zero tensor of the whole row per text and add them all up (on 16 AG
+    News articles, MiniLM, CPU: about 300 `fill_` and 250 `add_` of the whole row a step)."""
+    sizes = [e - s for s, e in zip(bounds[:-1], bounds[1:]) if e > s]
+    outputs = [sdpa(q, k, v, None, dropout, scaling)
+               for q, k, v in zip(*(t.split(sizes, dim=2) for t in (query, key, value)))]
     return torch.cat(outputs, dim=2)[0].transpose(0, 1)
 
 
