@@ -164,7 +164,8 @@ def test_gpu_suite_dry_run_writes_every_step_and_an_honest_summary_into_one_fold
 
 def test_the_distillation_tables_pair_runs_on_the_same_texts():
     """Per run, a recipe right on 10 more of 100 texts than labels only, whose teacher is right on
-    20 more: +10 points, half the gap, intervals clear of 0; the same predictions: exactly 0."""
+    20 more: +10 points, half the gap, intervals clear of 0; the unlabelled texts against the
+    equal-steps control: +5; the same predictions as the recipe before: exactly 0."""
     from benchmarks.distill_stats import summary
 
     labels = [i % 2 for i in range(100)]
@@ -175,10 +176,13 @@ def test_the_distillation_tables_pair_runs_on_the_same_texts():
     teachers = {"1": {"predictions": predictions(80)}, "2": {"predictions": predictions(82)}}
     runs = [{"student": "s", "recipe": recipe, "replicate": f"{t}-1", "teacher": t, "fit_s": 1.0,
              "teacher_pass_s": None, "steps": 3, "predictions": predictions(right + 2 * (t == 2))}
-            for t in (1, 2) for recipe, right in (("labels", 60), ("logits", 70), ("unlabelled", 70))]
+            for t in (1, 2) for recipe, right in (("labels", 60), ("control", 65), ("logits", 70),
+                                                  ("unlabelled", 70), ("tinybert", 70))]
     rows = {row["recipe"]: row for row in summary(runs, teachers, labels)}
     assert rows["labels"]["accuracy"][0] == pytest.approx(0.61)
     gain, low, high = rows["logits"]["gain"]
     assert gain == pytest.approx(0.10) and 0 < low <= gain <= high
     assert rows["logits"]["gap_recovered"][0] == pytest.approx(0.5)
-    assert rows["unlabelled"]["added_to"] == "logits" and rows["unlabelled"]["added"] == (0.0, 0.0, 0.0)
+    assert rows["unlabelled"]["added_to"] == "control"
+    assert rows["unlabelled"]["added"][0] == pytest.approx(0.05)
+    assert rows["tinybert"]["added_to"] == "unlabelled" and rows["tinybert"]["added"] == (0.0, 0.0, 0.0)
