@@ -18,7 +18,7 @@ interval; the teacher's pass over the training texts is timed, and prediction th
 measured against the teacher's on the same texts. Every run is this project's own `train.py fit`
 (in this process) with configs/imdb/distilbert.yaml and configs/overlays/distill.yaml.
 
-    python benchmarks/distill.py                # ../shared/data/imdb, 2-core CPU: about 65 minutes
+    python benchmarks/distill.py                # ../shared/data/imdb, 2-core CPU: about 80 minutes
     python benchmarks/distill.py --quick        # dry run on a few dozen reviews, about 3 minutes
     python benchmarks/distill.py --summarise benchmarks/measured/distill-imdb-....json   # the tables again
 """
