@@ -16,7 +16,7 @@ import transformers
 import yaml
 from lightning.pytorch.cli import instantiate_class
 
-from core.cpu_precision import cpu_name  # noqa: F401  (the benchmarks name the CPU in every table)
+from core.cpu_precision import cpu_name
 
 RESULTS = Path("benchmarks/results")
 DEFAULTS = Path(__file__).resolve().parents[1] / "configs" / "defaults.yaml"
@@ -85,7 +85,7 @@ def machine(where: torch.device | None = None) -> str:
     where = where or device()
     if where.type == "cuda":
         return torch.cuda.get_device_name(where)
-    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    return f"CPU {cpu_name()}, {torch.get_num_threads()} threads"
 
 
 def layers_of(model_dir: str | Path) -> int:

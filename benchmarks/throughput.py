@@ -34,7 +34,7 @@ from tempfile import TemporaryDirectory
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from benchmarks.common import RESULTS, Timer, cpu_name, device, machine, parser, table, write_report
+from benchmarks.common import RESULTS, Timer, device, machine, parser, table, write_report
 from benchmarks.loops import FIXED_PRECISION, SETUPS, Meter, test_accuracy
 from benchmarks.random_models import CONFIGS, body_shape, save_model
 from core.cpu_precision import cpu_precision
@@ -183,8 +183,7 @@ def main() -> None:
     weights = "pretrained" if args.arch == "minilm" else "random weights"
     print(f"\n{args.arch} ({weights}), {args.dataset}: {len(dm.splits['train']):,} training texts, "
           f"{len(dm.splits['test']):,} test texts, max_length {args.max_length}, batch "
-          f"{args.batch_size}, precision {args.precision}, {args.epochs} epoch(s), on {machine(where)}"
-          f"{'' if where.type == 'cuda' else f' ({cpu_name()})'}\n")
+          f"{args.batch_size}, precision {args.precision}, {args.epochs} epoch(s), on {machine(where)}\n")
     print_table(results)
     name = f"throughput-{args.dataset}-{args.max_length}-{args.arch}-{where.type}.json"
     write_report(args.out or RESULTS / name, {

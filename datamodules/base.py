@@ -18,6 +18,12 @@ from datamodules.loaders import make_loader
 log = logging.getLogger(__name__)
 
 
+def eval_batch_size(options) -> int:
+    """Texts per batch where nothing trains: `eval_batch_size`, else twice the training batch;
+    `options` the data module's hparams or its section of a run's config."""
+    return options.get("eval_batch_size") or 2 * options["batch_size"]
+
+
 class TextDataModule(LightningDataModule):
     """Base of the classification and MLM data modules. A subclass names the options that change
     what is cached (`cache_options`), turns raw splits into tokenized ones (`build`), and sets
@@ -100,8 +106,7 @@ class TextDataModule(LightningDataModule):
     # ---- loading and batching ----
     @property
     def eval_batch_size(self) -> int:
-        """Texts per batch where nothing trains: `eval_batch_size`, else twice the training batch."""
-        return self.hparams.eval_batch_size or 2 * self.hparams.batch_size
+        return eval_batch_size(self.hparams)
 
     def model_rows(self, split: str) -> Dataset:
         """A split as the model reads it: its `text` column is kept in the cache for predictions.csv only."""

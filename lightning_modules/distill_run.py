@@ -47,8 +47,9 @@ class DistillRun(Callback):
             raise UserError(f"--model.distill.intermediate_epochs={stages} leaves no epoch of the second "
                             f"stage in --trainer.max_epochs={trainer.max_epochs}: set fewer or train longer")
         data = trainer.datamodule
+        options = getattr(data, "hparams", None)
         positions = self.distiller.teacher.config.max_position_embeddings
-        max_length = getattr(getattr(data, "hparams", None), "max_length", None)
+        max_length = getattr(options, "max_length", None)
         if max_length and max_length > positions:
             raise UserError(f"--data.max_length={max_length} is past the teacher's {positions} positions "
                             f"({self.distiller.teacher.folder}): the teacher reads the student's batch; "
@@ -57,7 +58,7 @@ class DistillRun(Callback):
             f"{name} weight {weight:g}" for name, weight in settings.weights().items() if weight))
         add = getattr(data, "add_teacher_logits", None)
         # the cached logits are read by the logit loss, and by the label loss for unlabelled texts
-        read = settings.logit_weight or getattr(getattr(data, "hparams", None), "unlabelled", None)
+        read = settings.logit_weight or getattr(options, "unlabelled", None)
         if settings.logits_only and read and add is not None:
             add(str(self.distiller.teacher.folder), str(trainer.precision),
                 lambda loader: self.teacher_logits(loader, trainer, pl_module))

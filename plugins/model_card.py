@@ -16,6 +16,7 @@ from transformers import AutoConfig
 
 from core.events import run_events, scalars
 from core.pretrained import ALIASES, MINILM_ALIAS, from_pretrained
+from datamodules.base import eval_batch_size
 from deploy.card import section
 from lightning_modules.base import parameter_counts
 from lightning_modules.distill_settings import describe
@@ -78,9 +79,8 @@ def hyperparameters(config, trainer: Trainer, optimizer: dict) -> list[str]:
     model, data = config.model.init_args, config.data.init_args
     accumulate = trainer.accumulate_grad_batches
     lines = [f"learning_rate: {model.learning_rate:g}", f"train_batch_size: {data.batch_size}",
-             # the loaders' own (TextDataModule.eval_batch_size); read from the config, as a
-             # DDP run's main process holds no data module after fit
-             f"eval_batch_size: {data.get('eval_batch_size') or 2 * data.batch_size}",
+             # from the config: a DDP run's main process holds no data module after fit
+             f"eval_batch_size: {eval_batch_size(data)}",
              f"gradient_accumulation_steps: {accumulate}",
              f"total_train_batch_size: {data.batch_size * accumulate * trainer.world_size}"
              f" ({trainer.world_size} device{'s' if trainer.world_size > 1 else ''})",
