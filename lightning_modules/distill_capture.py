@@ -3,6 +3,7 @@ of the embeddings and of chosen encoder layers, and the queries, keys and values
 attention, recorded by forward hooks. The packed attention kernels never materialise attention scores, so
 the losses compute them from these, for the mapped layers only, one text at a time."""
 
+import itertools
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -78,8 +79,16 @@ def text_spans(batch: dict) -> list[tuple[int, int, int]]:
 
 def real_tokens(states: torch.Tensor, spans: list[tuple[int, int, int]]) -> torch.Tensor:
     """[real tokens, width]: the states of the texts' own tokens, no padding."""
-    return torch.cat([states[row, start:end] for row, start, end in spans])
+    return torch.cat(per_text(states, spans))
 
 
 def per_text(states: torch.Tensor, spans: list[tuple[int, int, int]]) -> list[torch.Tensor]:
-    return [states[row, start:end] for row, start, end in spans]
+    """Each text's states, [tokens, width], taken with one `unbind` and one `split` a row (the
+    texts of a row follow one another from its start, as `text_spans` gives them): a slice per
+    text made its backward write a zero tensor of the whole batch per text, as per-text
+    attention's did (`attention_kernels.per_text_sdpa`)."""
+    rows, texts = states.unbind(0), []
+    for row, group in itertools.groupby(spans, key=lambda span: span[0]):
+        sizes = [end - start for _, start, end in group]
+        texts += rows[row].split([*sizes, rows[row].shape[0] - sum(sizes)])[:-1]
+    return texts
